@@ -1,0 +1,53 @@
+"""Readable tables for the terminal (rich, which Typer already brings)."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.table import Table
+
+from detector.data import SPLITS, Dataset
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def dataset_table(ds: Dataset) -> Table:
+    t = Table(title=escape(f"{ds.root}  (negative class: {ds.negative_class})"))
+    t.add_column("class")
+    for sp in SPLITS:
+        t.add_column(sp, justify="right")
+    t.add_column("total", justify="right")
+    counts = ds.counts()
+    for c in ds.classes:
+        row = counts[c]
+        t.add_row(c, *(str(row[sp]) for sp in SPLITS), str(sum(row.values())))
+    tot = {sp: sum(counts[c][sp] for c in ds.classes) for sp in SPLITS}
+    t.add_row("[b]all[/b]", *(str(tot[sp]) for sp in SPLITS), str(sum(tot.values())))
+    return t
+
+
+def evaluation_table(report: dict) -> Table:
+    t = Table(title=escape(f"{report['model_dir']} on {report['data']} [{report['split']}], {report['n']} images"))
+    for col in ("class", "precision", "recall", "F1", "AP", "support", "threshold"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for c, m in report["per_class"].items():
+        t.add_row(c, _pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), _pct(m["average_precision"]),
+                  str(m["support"]), "-" if m["threshold"] is None else f"{m['threshold']:.3f}")
+    any_logo = report["any_logo"]
+    t.add_section()
+    t.add_row("[b]any logo[/b] (ours)", _pct(any_logo["precision"]), _pct(any_logo["recall"]), "", "", "", "")
+    orig = report["original_project"]
+    t.add_row("original project", _pct(orig["precision"]), _pct(orig["recall"]), "", "", "", "")
+    return t
+
+
+def confusion_table(report: dict) -> Table:
+    cm = report["confusion_matrix"]
+    t = Table(title="confusion matrix (rows: true, columns: predicted)")
+    t.add_column("")
+    for c in cm["labels"]:
+        t.add_column(c, justify="right")
+    for c, row in zip(cm["labels"], cm["rows_true_cols_pred"], strict=True):
+        t.add_row(c, *(str(v) for v in row))
+    return t

@@ -1,0 +1,468 @@
+"""Transfer learning for the logo classifier, resumable at every epoch.
+
+Two phases, as in the original retrain script and the Keras transfer-learning guide:
+1. head: the backbone is frozen; the dropout + dense head learns from pooled features, read from the
+   bottleneck cache (or, with distortions, from distorted images through the frozen backbone);
+2. fine-tune (optional): the top N Inception blocks, or all of them, train with the head at a lower
+   learning rate. `all` with `--weights none` is training from scratch, the only way to a useful model
+   where ImageNet weights cannot be downloaded; its head phase is skipped, as features of a random
+   backbone teach the head nothing.
+
+Every epoch ends with the model, its optimizer state and the early-stopping state on disk (atomically),
+so `--resume` after a SIGKILL repeats at most the epoch that was running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from detector.bottleneck import BottleneckCache, backbone_key, default_cache_dir, features_for
+from detector.data import DecodedSample, Dataset, decode_samples, fingerprint, scan_dataset
+from detector.errors import DatasetError
+from detector.metrics import choose_thresholds, classification_report, positive_average_precision
+from detector.model import BLOCKS, ModelMeta, feature_extractor, new_model, save_model_dir, write_json_atomic
+from detector.predict import compiled, predict_batches
+
+if TYPE_CHECKING:
+    import keras
+
+BALANCE_MODES = ("class-weight", "upsample", "none")
+RUN_DIR = ".train"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    weights: str = "imagenet"
+    input_size: int = 299
+    cam_layer: str = "mixed10"
+    dropout: float = 0.5
+    negative_class: str = "no-logo"
+    epochs: int = 30
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    balance: str = "class-weight"
+    fine_tune: str | None = None  # None, "N" (top N blocks) or "all"
+    fine_tune_epochs: int = 10
+    fine_tune_lr: float | None = None
+    patience: int = 5
+    random_crop: float = 0.0  # percent of the side that may be cut away
+    random_scale: float = 0.0  # percent of extra zoom
+    random_brightness: float = 0.0  # percent up or down
+    flip_left_right: bool = False
+    logdir: str | None = None
+    resume: bool = False
+    seed: int = 0
+    cache_dir: str | None = None
+    val_percent: float = 10.0
+    test_percent: float = 10.0
+    max_minutes: float | None = None
+    bn_momentum: float | None = None
+
+    @property
+    def distort(self) -> bool:
+        return bool(self.random_crop or self.random_scale or self.random_brightness or self.flip_left_right)
+
+    def validate(self) -> None:
+        if self.balance not in BALANCE_MODES:
+            raise DatasetError(f"--balance must be one of {', '.join(BALANCE_MODES)}")
+        if self.fine_tune is not None and self.fine_tune != "all":
+            if not str(self.fine_tune).isdigit() or int(self.fine_tune) < 1:
+                raise DatasetError("--fine-tune takes a number of top Inception blocks (1..11) or 'all'")
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    meta: ModelMeta
+    phases: list[dict[str, Any]]
+    skipped: list[tuple[str, str]]
+    features_computed: int
+    features_cached: int
+
+
+@dataclass
+class _State:
+    """What survives a kill: where the run is and how early stopping stood."""
+
+    phase: str
+    epoch: int = 0
+    best: float = -math.inf
+    wait: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    finished: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class _RunDir:
+    def __init__(self, out: Path) -> None:
+        self.dir = out / RUN_DIR
+        self.state_path = self.dir / "state.json"
+        self.initial = self.dir / "initial.keras"
+        self.ckpt = self.dir / "ckpt.keras"
+        self.best = self.dir / "best.weights.h5"
+
+    def load_state(self) -> _State | None:
+        if not self.state_path.is_file():
+            return None
+        return _State(**json.loads(self.state_path.read_text()))
+
+    def save_state(self, state: _State) -> None:
+        write_json_atomic(self.state_path, asdict(state))
+
+    def save_model(self, model: keras.Model, path: Path) -> None:
+        tmp = path.with_name(path.name.replace(".keras", ".tmp.keras").replace(".weights.h5", ".tmp.weights.h5"))
+        if path.suffix == ".keras":
+            model.save(tmp)
+        else:
+            model.save_weights(tmp)
+        tmp.replace(path)
+
+
+def _is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    present = counts > 0
+    w = np.where(present, len(labels) / (present.sum() * np.maximum(counts, 1)), 0.0)
+    return {i: float(w[i]) for i in range(n_classes)}
+
+
+def _upsample(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Indices with every class repeated up to the largest class's count (the original project's fix)."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels)
+    target = counts.max()
+    idx = []
+    for c in np.flatnonzero(counts):
+        members = np.flatnonzero(labels == c)
+        extra = rng.choice(members, target - len(members), replace=True) if target > len(members) else []
+        idx.extend(members.tolist() + list(extra))
+    return np.asarray(sorted(idx))
+
+
+def _head_model(feature_dim: int, n_classes: int, dropout: float) -> keras.Model:
+    import keras
+
+    f = keras.Input(shape=(feature_dim,), name="features")
+    x = keras.layers.Dropout(dropout, name="dropout")(f)
+    logits = keras.layers.Dense(n_classes, name="logits")(x)
+    return keras.Model(f, keras.layers.Softmax(name="probs")(logits), name="head")
+
+
+def set_trainable_blocks(classifier: keras.Model, fine_tune: str, train_batchnorm: bool) -> int:
+    """Unfreeze the top N blocks of the backbone (or all). Returns how many backbone layers train.
+
+    BatchNorm layers of a pretrained backbone stay frozen (inference mode): re-estimating their
+    statistics on a small logo dataset wrecks the ImageNet features (Keras transfer-learning guide).
+    """
+    import keras
+
+    backbone = classifier.get_layer("backbone")
+    backbone.trainable = True
+    layers = backbone.layers
+    last = _last_block(backbone)
+    n = len(BLOCKS) if fine_tune == "all" else int(fine_tune)
+    start = 0
+    if n <= last:
+        boundary = BLOCKS[last - n]
+        start = [layer.name for layer in layers].index(boundary) + 1
+    count = 0
+    for i, layer in enumerate(layers):
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= start and (train_batchnorm or not is_bn)
+        count += int(layer.trainable and bool(layer.weights))
+    return count
+
+
+def _last_block(backbone: keras.Model) -> int:
+    names = {layer.name for layer in backbone.layers}
+    return max(i for i, b in enumerate(BLOCKS) if b in names)
+
+
+def _augment(cfg: TrainConfig, size: int) -> Callable:
+    """Random crop/zoom, brightness and flip as TF ops inside tf.data (never cached, by nature)."""
+    import tensorflow as tf
+
+    crop, scale, bright = cfg.random_crop / 100, cfg.random_scale / 100, cfg.random_brightness / 100
+
+    def fn(img: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        img = tf.cast(img, tf.float32)
+        src = tf.cast(tf.shape(img)[0], tf.float32)
+        frac = tf.random.uniform([], 1.0 - crop, 1.0) / tf.random.uniform([], 1.0, 1.0 + scale)
+        side = tf.cast(tf.maximum(src * frac, 8.0), tf.int32)
+        img = tf.image.random_crop(img, tf.stack([side, side, 3]))
+        img = tf.image.resize(img, (size, size), antialias=True)
+        if bright:
+            img = img * tf.random.uniform([], 1.0 - bright, 1.0 + bright)
+        if cfg.flip_left_right:
+            img = tf.image.random_flip_left_right(img)
+        return tf.clip_by_value(img, 0.0, 255.0), label
+
+    return fn
+
+
+class _EpochControl:
+    """Keras callback: validation AP, early stopping, best weights and a checkpoint every epoch."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # subclass keras.callbacks.Callback lazily
+        import keras
+
+        class EpochControl(keras.callbacks.Callback):
+            def __init__(
+                self,
+                run: _RunDir,
+                state: _State,
+                val_score: Callable[[keras.Model], float],
+                patience: int,
+                deadline: float | None,
+                log: Callable[[str], None],
+            ) -> None:
+                super().__init__()
+                self.run, self.state, self.val_score = run, state, val_score
+                self.patience, self.deadline, self.log = patience, deadline, log
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                logs = logs if logs is not None else {}
+                score = self.val_score(self.model)
+                if math.isnan(score):  # no validation positives: fall back to the training loss
+                    score = -float(logs.get("loss", 0.0))
+                logs["val_ap"] = score
+                st = self.state
+                if score > st.best + 1e-6:
+                    st.best, st.wait = score, 0
+                    self.run.save_model(self.model, self.run.best)
+                else:
+                    st.wait += 1
+                st.epoch = epoch + 1
+                st.history.append({"epoch": epoch + 1, "val_ap": round(score, 5),
+                                   **{k: round(float(v), 5) for k, v in logs.items() if k != "val_ap"}})
+                self.run.save_model(self.model, self.run.ckpt)
+                self.run.save_state(st)
+                if st.wait >= self.patience:
+                    self.log(f"  early stop: validation AP has not improved for {self.patience} epochs")
+                    self.model.stop_training = True
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    self.log("  time budget (--max-minutes) reached: stopping after this epoch")
+                    self.model.stop_training = True
+
+        return EpochControl(*args, **kwargs)
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
+    """Train a classifier on a class-folder dataset and write the model directory to cfg.out."""
+    import keras
+
+    cfg.validate()
+    t_start = time.monotonic()
+    deadline = t_start + cfg.max_minutes * 60 if cfg.max_minutes else None
+    out = Path(cfg.out)
+    run = _RunDir(out)
+    ds = scan_dataset(cfg.data, cfg.negative_class, cfg.val_percent, cfg.test_percent)
+    state = run.load_state() if cfg.resume else None
+    if state is not None:
+        log(f"resuming: phase {state.phase}, {state.epoch} epoch(s) done")
+    elif run.dir.exists():
+        log(f"note: discarding an unfinished run in {run.dir} (pass --resume to continue it instead)")
+        shutil.rmtree(run.dir)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+
+    if state is None:
+        classifier, meta = new_model(ds.classes, ds.negative_class, cfg.weights, cfg.input_size,
+                                     cfg.cam_layer, cfg.dropout, cfg.bn_momentum)
+        run.save_model(classifier, run.initial)
+        skip_head = cfg.fine_tune == "all" and meta.weights_origin == "none"
+        state = _State(phase="fine_tune" if skip_head else "head", config=asdict(cfg))
+        run.save_state(state)
+        if skip_head:
+            log("no pretrained weights and --fine-tune all: training the whole network from scratch")
+    else:
+        classifier = keras.models.load_model(run.initial, compile=False, safe_mode=True)
+        meta = _meta_from_config(ds, cfg, state)
+
+    size = meta.input_size
+    train_s, val_s = ds.in_split("train"), ds.in_split("val")
+    log(f"dataset: {len(ds.samples)} images, classes {ds.classes}; train {len(train_s)}, val {len(val_s)}")
+    src_size = int(round(size * 1.25)) if (cfg.random_crop or cfg.random_scale) else size
+    train_d, bad_t = decode_samples(train_s, src_size, progress="decode train")
+    val_d, bad_v = decode_samples(val_s, size, progress="decode val")
+    skipped = ds.skipped + bad_t + bad_v
+    for path, reason in bad_t + bad_v:
+        log(f"  skipped {path}: {reason}")
+    if not train_d:
+        raise DatasetError(f"{cfg.data}: no readable training images")
+    y_train = np.array([ds.label_index(d.sample.label) for d in train_d])
+    y_val = np.array([ds.label_index(d.sample.label) for d in val_d])
+    if len(np.unique(y_train)) < 2:
+        raise DatasetError(f"{cfg.data}: the training split holds only one class; add images of each class")
+    val_pixels = np.stack([d.pixels for d in val_d]) if val_d else np.zeros((0, size, size, 3), np.uint8)
+
+    computed = cached = 0
+    if state.phase == "head":
+        computed, cached = _head_phase(cfg, ds, classifier, meta, run, state, train_d, y_train, val_d, y_val,
+                                       val_pixels, deadline, log)
+        state.finished.append({"phase": "head", "epochs": state.epoch, "best_val_ap": state.best})
+        if cfg.fine_tune and (deadline is None or time.monotonic() < deadline):
+            run.save_model(classifier, run.initial)
+            state = _State(phase="fine_tune", finished=state.finished, config=state.config)
+            run.save_state(state)
+        else:
+            state.phase = "done"
+    if state.phase == "fine_tune":
+        _fine_tune_phase(cfg, classifier, meta, run, state, train_d, y_train, val_pixels, y_val, deadline, log)
+        state.finished.append({"phase": "fine_tune", "epochs": state.epoch, "best_val_ap": state.best})
+        state.phase = "done"
+
+    # Thresholds and validation figures on the final classifier, whole images as the user gives them.
+    val_probs = predict_batches(classifier, val_pixels, cfg.batch_size)
+    choice = choose_thresholds(val_probs, y_val, ds.classes, ds.negative_class) if len(y_val) else {}
+    meta.thresholds = {c: round(ch.threshold, 6) for c, ch in choice.items()}
+    meta.validation = classification_report(val_probs, y_val, ds.classes, ds.negative_class, meta.thresholds) \
+        if len(y_val) else {}
+    meta.validation["phases"] = state.finished
+    meta.validation["train_seconds"] = round(time.monotonic() - t_start, 1)
+    meta.data_fingerprint = fingerprint(train_d + val_d)
+    save_model_dir(classifier, meta, out)
+    shutil.rmtree(run.dir, ignore_errors=True)
+    return TrainResult(out, meta, state.finished, skipped, computed, cached)
+
+
+def _meta_from_config(ds: Dataset, cfg: TrainConfig, state: _State) -> ModelMeta:
+    from detector.model import weights_origin
+
+    c = state.config
+    origin = weights_origin(c["weights"])
+    bn = c.get("bn_momentum") or (0.9 if origin == "none" else 0.99)
+    return ModelMeta(classes=ds.classes, negative_class=ds.negative_class, input_size=c["input_size"],
+                     cam_layer=c["cam_layer"], weights_origin=origin, dropout=c["dropout"], bn_momentum=bn)
+
+
+def _callbacks(cfg: TrainConfig, phase: str, control: Any) -> list:
+    import keras
+
+    cbs = [control]
+    if cfg.logdir:
+        cbs.append(keras.callbacks.TensorBoard(log_dir=str(Path(cfg.logdir) / phase)))
+    return cbs
+
+
+def _head_phase(
+    cfg: TrainConfig, ds: Dataset, classifier: keras.Model, meta: ModelMeta, run: _RunDir, state: _State,
+    train_d: list[DecodedSample], y_train: np.ndarray, val_d: list[DecodedSample], y_val: np.ndarray,
+    val_pixels: np.ndarray, deadline: float | None, log: Callable[[str], None],
+) -> tuple[int, int]:
+    import keras
+
+    n_classes = len(ds.classes)
+    verbose = 1 if _is_tty() else 2
+    if cfg.distort:
+        # Distorted pixels change every epoch, so features cannot be cached: train through the frozen backbone.
+        log("head phase: distortions on, training through the frozen backbone (no bottleneck cache)")
+        classifier.get_layer("backbone").trainable = False
+        _fit_images(cfg, classifier, run, state, train_d, y_train, val_pixels, y_val, cfg.epochs,
+                    cfg.learning_rate, deadline, log, "head")
+        return 0, 0
+
+    extractor = feature_extractor(classifier)
+    cache = BottleneckCache(Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir(),
+                            backbone_key(extractor, meta.input_size, meta.cam_layer))
+    x_train, n1 = features_for(train_d, extractor, cache, cfg.batch_size)
+    x_val, n2 = features_for(val_d, extractor, cache, cfg.batch_size)
+    computed = n1 + n2
+    cached = len(train_d) + len(val_d) - computed
+    log(f"bottlenecks: {computed} computed, {cached} from cache ({cache.dir})")
+
+    if state.epoch > 0 and run.ckpt.is_file():
+        head = keras.models.load_model(run.ckpt, compile=True, safe_mode=True)
+    else:
+        head = _head_model(x_train.shape[1], n_classes, meta.dropout)
+        head.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    idx = _upsample(y_train, cfg.seed) if cfg.balance == "upsample" else np.arange(len(y_train))
+    class_weight = _class_weights(y_train, n_classes) if cfg.balance == "class-weight" else None
+
+    def val_score(m: keras.Model) -> float:
+        if not len(y_val):
+            return float("nan")
+        return positive_average_precision(m.predict(x_val, verbose=0), y_val, ds.classes, ds.negative_class)
+
+    control = _EpochControl(run, state, val_score, cfg.patience, deadline, log)
+    if state.epoch < cfg.epochs and state.wait < cfg.patience:
+        head.fit(x_train[idx], y_train[idx], batch_size=cfg.batch_size, epochs=cfg.epochs,
+                 initial_epoch=state.epoch, shuffle=True, class_weight=class_weight, verbose=verbose,
+                 callbacks=_callbacks(cfg, "head", control))
+    if run.best.is_file():
+        head.load_weights(run.best)
+    classifier.get_layer("logits").set_weights(head.get_layer("logits").get_weights())
+    return computed, cached
+
+
+def _fine_tune_phase(
+    cfg: TrainConfig, classifier: keras.Model, meta: ModelMeta, run: _RunDir, state: _State,
+    train_d: list[DecodedSample], y_train: np.ndarray, val_pixels: np.ndarray, y_val: np.ndarray,
+    deadline: float | None, log: Callable[[str], None],
+) -> None:
+    scratch = meta.weights_origin == "none"
+    n = set_trainable_blocks(classifier, str(cfg.fine_tune), train_batchnorm=scratch)
+    lr = cfg.fine_tune_lr or (1e-3 if scratch and cfg.fine_tune == "all" else 1e-4)
+    log(f"fine-tune phase: {cfg.fine_tune} block(s), {n} backbone layers with weights train, lr {lr:g}")
+    _fit_images(cfg, classifier, run, state, train_d, y_train, val_pixels, y_val, cfg.fine_tune_epochs, lr,
+                deadline, log, "fine_tune")
+
+
+def _fit_images(
+    cfg: TrainConfig, classifier: keras.Model, run: _RunDir, state: _State,
+    train_d: list[DecodedSample], y_train: np.ndarray, val_pixels: np.ndarray, y_val: np.ndarray,
+    epochs: int, lr: float, deadline: float | None, log: Callable[[str], None], phase: str,
+) -> None:
+    """End-to-end epochs on pixels (optionally distorted), with the same checkpoint/early-stop control."""
+    import keras
+    import tensorflow as tf
+
+    model = classifier
+    if state.epoch > 0 and run.ckpt.is_file():
+        model = keras.models.load_model(run.ckpt, compile=True, safe_mode=True)
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    n_classes = int(model.output_shape[-1])
+    pixels = np.stack([d.pixels for d in train_d])
+    idx = _upsample(y_train, cfg.seed) if cfg.balance == "upsample" else np.arange(len(y_train))
+    class_weight = _class_weights(y_train, n_classes) if cfg.balance == "class-weight" else None
+    ds = tf.data.Dataset.from_tensor_slices((pixels[idx], y_train[idx])).shuffle(
+        len(idx), seed=cfg.seed, reshuffle_each_iteration=True)
+    if cfg.distort:
+        ds = ds.map(_augment(cfg, cfg.input_size), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+    forward = compiled(model)
+    neg = 0  # the negative class is always index 0 (Dataset puts it first)
+
+    def val_score(m: keras.Model) -> float:
+        if not len(y_val):
+            return float("nan")
+        probs = predict_batches(forward, val_pixels, cfg.batch_size)
+        names = [str(i) for i in range(n_classes)]
+        return positive_average_precision(probs, y_val, names, names[neg])
+
+    control = _EpochControl(run, state, val_score, cfg.patience, deadline, log)
+    if state.epoch < epochs and state.wait < cfg.patience:
+        model.fit(ds, epochs=epochs, initial_epoch=state.epoch, class_weight=class_weight,
+                  verbose=1 if _is_tty() else 2, callbacks=_callbacks(cfg, phase, control))
+    if run.best.is_file():
+        model.load_weights(run.best)
+    if model is not classifier:
+        classifier.set_weights(model.get_weights())
