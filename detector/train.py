@@ -460,7 +460,7 @@ def _fit_images(
 
     control = _EpochControl(run, state, val_score, cfg.patience, deadline, log)
     if state.epoch < epochs and state.wait < cfg.patience:
-        model.fit(ds, epochs=epochs, initial_epoch=state.epoch, class_weight=class_weight,
+        model.fit(ds, epochs=epochs, initial_epoch=state.epoch, class_weight=class_weight, shuffle=False,
                   verbose=1 if _is_tty() else 2, callbacks=_callbacks(cfg, phase, control))
     if run.best.is_file():
         model.load_weights(run.best)
