@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from detector.tfquiet import import_tensorflow_quietly
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -69,7 +71,9 @@ def data(
 def train(
     data_dir: Annotated[Path, typer.Argument(metavar="DATA", help="A folder of class subfolders.")],
     out_dir: Annotated[Path, typer.Option("--out", help="The model directory to write.")],
-    weights: Annotated[str, typer.Option(help="imagenet (Keras download/cache), none, or a weights file PATH.")] = "imagenet",
+    weights: Annotated[
+        str, typer.Option(help="imagenet (Keras download/cache), none, or a weights file PATH.")
+    ] = "imagenet",
     input_size: Annotated[int, typer.Option(help="Tile side in pixels (>= 75).")] = 299,
     cam_layer: Annotated[str, typer.Option(help="Inception block feeding the head (mixed0..mixed10).")] = "mixed10",
     negative_class: Annotated[str, typer.Option()] = "no-logo",
@@ -78,19 +82,19 @@ def train(
     batch_size: Annotated[int, typer.Option()] = 32,
     dropout: Annotated[float, typer.Option()] = 0.5,
     balance: Annotated[str, typer.Option(help="class-weight, upsample or none.")] = "class-weight",
-    fine_tune: Annotated[Optional[str], typer.Option(help="Unfreeze the top N blocks after the head, or 'all'.")] = None,  # noqa: UP007
+    fine_tune: Annotated[str | None, typer.Option(help="Unfreeze the top N blocks after the head, or 'all'.")] = None,  # noqa: UP007
     fine_tune_epochs: Annotated[int, typer.Option()] = 10,
-    fine_tune_lr: Annotated[Optional[float], typer.Option(help="Default 1e-4 (1e-3 from scratch).")] = None,  # noqa: UP007
+    fine_tune_lr: Annotated[float | None, typer.Option(help="Default 1e-4 (1e-3 from scratch).")] = None,  # noqa: UP007
     patience: Annotated[int, typer.Option(help="Early stopping on validation AP.")] = 5,
     random_crop: Annotated[float, typer.Option(help="Percent of the side that may be cut.")] = 0.0,
     random_scale: Annotated[float, typer.Option(help="Percent of extra zoom.")] = 0.0,
     random_brightness: Annotated[float, typer.Option(help="Percent brighter or darker.")] = 0.0,
     flip_left_right: Annotated[bool, typer.Option()] = False,
-    logdir: Annotated[Optional[Path], typer.Option(help="TensorBoard summaries here.")] = None,  # noqa: UP007
+    logdir: Annotated[Path | None, typer.Option(help="TensorBoard summaries here.")] = None,  # noqa: UP007
     resume: Annotated[bool, typer.Option(help="Finish a run that was killed.")] = False,
     seed: Annotated[int, typer.Option()] = 0,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Bottleneck cache (default ~/.cache/logo-detector).")] = None,  # noqa: UP007
-    max_minutes: Annotated[Optional[float], typer.Option(help="Stop after the epoch that passes this.")] = None,  # noqa: UP007
+    cache_dir: Annotated[Path | None, typer.Option(help="Bottleneck cache (default ~/.cache/logo-detector).")] = None,  # noqa: UP007
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after the epoch that passes this.")] = None,  # noqa: UP007
 ) -> None:
     """Train a logo classifier (Inception v3 transfer learning) on a class-folder dataset."""
     from detector.errors import DetectorError
@@ -98,22 +102,43 @@ def train(
     from detector.train import train as run_train
 
     cfg = TrainConfig(
-        data=str(data_dir), out=str(out_dir), weights=weights, input_size=input_size, cam_layer=cam_layer,
-        negative_class=negative_class, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-        dropout=dropout, balance=balance, fine_tune=fine_tune, fine_tune_epochs=fine_tune_epochs,
-        fine_tune_lr=fine_tune_lr, patience=patience, random_crop=random_crop, random_scale=random_scale,
-        random_brightness=random_brightness, flip_left_right=flip_left_right,
-        logdir=str(logdir) if logdir else None, resume=resume, seed=seed,
-        cache_dir=str(cache_dir) if cache_dir else None, max_minutes=max_minutes,
+        data=str(data_dir),
+        out=str(out_dir),
+        weights=weights,
+        input_size=input_size,
+        cam_layer=cam_layer,
+        negative_class=negative_class,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        dropout=dropout,
+        balance=balance,
+        fine_tune=fine_tune,
+        fine_tune_epochs=fine_tune_epochs,
+        fine_tune_lr=fine_tune_lr,
+        patience=patience,
+        random_crop=random_crop,
+        random_scale=random_scale,
+        random_brightness=random_brightness,
+        flip_left_right=flip_left_right,
+        logdir=str(logdir) if logdir else None,
+        resume=resume,
+        seed=seed,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        max_minutes=max_minutes,
     )
+    import_tensorflow_quietly()
     try:
         result = run_train(cfg, log=lambda s: err.print(s, highlight=False))
     except DetectorError as e:
         _fail(e)
     v = result.meta.validation
     ap = v.get("positive_average_precision")
-    out.print(f"model written to {result.model_dir}  (validation AP of logo classes: "
-              f"{'-' if ap is None else f'{ap:.3f}'}; thresholds {result.meta.thresholds})", highlight=False)
+    out.print(
+        f"model written to {result.model_dir}  (validation AP of logo classes: "
+        f"{'-' if ap is None else f'{ap:.3f}'}; thresholds {result.meta.thresholds})",
+        highlight=False,
+    )
     if result.skipped:
         out.print(f"[yellow]{len(result.skipped)} file(s) skipped[/yellow] (run `detect data` to list them)")
 
@@ -123,15 +148,18 @@ def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A model directory from `detect train`.")],
     data_dir: Annotated[Path, typer.Argument(metavar="DATA", help="A folder of class subfolders.")],
     split: Annotated[str, typer.Option(help="test, val or all.")] = "test",
-    target_precision: Annotated[Optional[float], typer.Option(help="Choose thresholds on val for this precision and store them.")] = None,  # noqa: UP007,E501
+    target_precision: Annotated[
+        float | None, typer.Option(help="Choose thresholds on val for this precision and store them.")
+    ] = None,  # noqa: UP007,E501
     batch_size: Annotated[int, typer.Option()] = 32,
-    report_dir: Annotated[Optional[Path], typer.Option(help="Default: MODEL_DIR/evaluation.")] = None,  # noqa: UP007
+    report_dir: Annotated[Path | None, typer.Option(help="Default: MODEL_DIR/evaluation.")] = None,  # noqa: UP007
 ) -> None:
     """Precision, recall, F1, AP and the confusion matrix; a PR-curve PNG and a JSON report."""
     from detector.errors import DetectorError
     from detector.evaluate import evaluate as run_eval
     from detector.tables import confusion_table, evaluation_table
 
+    import_tensorflow_quietly()
     try:
         res = run_eval(model_dir, data_dir, split, target_precision, batch_size, report_dir)
     except DetectorError as e:

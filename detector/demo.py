@@ -18,11 +18,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
 
+    from detector.data import scan_dataset
     from detector.evaluate import evaluate
     from detector.synth import TileSpec, write_tile_dataset
     from detector.tables import confusion_table, dataset_table, evaluation_table
+    from detector.tfquiet import import_tensorflow_quietly
     from detector.train import TrainConfig, train
-    from detector.data import scan_dataset
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default="demo-output")
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--minutes", type=float, default=6.0, help="training time budget")
     args = p.parse_args(argv)
     console = Console()
+    import_tensorflow_quietly()
     out = Path(args.out)
     data, model = out / "data", out / "model"
     t0 = time.monotonic()
@@ -41,12 +43,29 @@ def main(argv: list[str] | None = None) -> None:
     console.print(dataset_table(scan_dataset(data)))
 
     console.rule("2. train (from scratch: no ImageNet weights offline)")
-    cmd = (f"detect train {data} --out {model} --weights none --input-size {args.input_size} "
-           f"--cam-layer mixed7 --fine-tune all --fine-tune-epochs 20 --max-minutes {args.minutes:g}")
+    cmd = (
+        f"detect train {data} --out {model} --weights none --input-size {args.input_size} "
+        f"--cam-layer mixed7 --fine-tune all --fine-tune-epochs 20 --max-minutes {args.minutes:g}"
+    )
     console.print(f"$ {cmd}", highlight=False)
-    train(TrainConfig(data=str(data), out=str(model), weights="none", input_size=args.input_size,
-                      cam_layer="mixed7", fine_tune="all", fine_tune_epochs=20, patience=4,
-                      max_minutes=args.minutes, resume=True), log=lambda s: console.print(s, highlight=False))
+    if (model / "model.json").is_file():
+        console.print(f"{model} is already trained (delete it to train again)")
+    else:
+        train(
+            TrainConfig(
+                data=str(data),
+                out=str(model),
+                weights="none",
+                input_size=args.input_size,
+                cam_layer="mixed7",
+                fine_tune="all",
+                fine_tune_epochs=20,
+                patience=4,
+                max_minutes=args.minutes,
+                resume=True,
+            ),
+            log=lambda s: console.print(s, highlight=False),
+        )
 
     console.rule("3. evaluate on the held-out test split")
     console.print(f"$ detect evaluate {model} {data} --target-precision 0.95", highlight=False)

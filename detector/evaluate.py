@@ -71,20 +71,31 @@ def evaluate(
         probs, labels, bad = _probs_for(model, meta, samples, batch_size, split)
 
     report = classification_report(probs, labels, meta.classes, meta.negative_class, meta.thresholds)
-    report.update({
-        "model_dir": str(model_dir),
-        "model_sha256": model_sha256(model_dir),
-        "data": str(data),
-        "split": split,
-        "skipped": [{"path": p, "reason": r} for p, r in ds.skipped + bad],
-        "original_project": ORIGINAL_PROJECT,
-        "threshold_tuning": None if tuning is None else {
-            "target_precision": target_precision,
-            "on": "val",
-            "per_class": {c: {"threshold": round(t.threshold, 6), "val_precision": round(t.precision, 4),
-                              "val_recall": round(t.recall, 4), "reached": t.reached} for c, t in tuning.items()},
-        },
-    })
+    report.update(
+        {
+            "model_dir": str(model_dir),
+            "model_sha256": model_sha256(model_dir),
+            "data": str(data),
+            "split": split,
+            "skipped": [{"path": p, "reason": r} for p, r in ds.skipped + bad],
+            "original_project": ORIGINAL_PROJECT,
+            "threshold_tuning": None
+            if tuning is None
+            else {
+                "target_precision": target_precision,
+                "on": "val",
+                "per_class": {
+                    c: {
+                        "threshold": round(t.threshold, 6),
+                        "val_precision": round(t.precision, 4),
+                        "val_recall": round(t.recall, 4),
+                        "reached": t.reached,
+                    }
+                    for c, t in tuning.items()
+                },
+            },
+        }
+    )
     out = Path(out_dir) if out_dir else Path(model_dir) / "evaluation"
     out.mkdir(parents=True, exist_ok=True)
     report_path = out / f"report-{split}.json"
@@ -106,8 +117,15 @@ def plot_pr_curves(probs: np.ndarray, labels: np.ndarray, meta: ModelMeta, path:
         if c == meta.negative_class or not (labels == i).any():
             continue
         PrecisionRecallDisplay.from_predictions(labels == i, probs[:, i], name=c, ax=ax)
-    ax.scatter([ORIGINAL_PROJECT["recall"]], [ORIGINAL_PROJECT["precision"]], marker="*", s=160, color="black",
-               zorder=5, label="original project (77% P, 40% R)")
+    ax.scatter(
+        [ORIGINAL_PROJECT["recall"]],
+        [ORIGINAL_PROJECT["precision"]],
+        marker="*",
+        s=160,
+        color="black",
+        zorder=5,
+        label="original project (77% P, 40% R)",
+    )
     ax.set_xlim(0, 1.01)
     ax.set_ylim(0, 1.01)
     ax.set_title(title, fontsize=10)

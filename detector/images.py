@@ -75,9 +75,7 @@ def load_image(
             with Image.open(p) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise ImageLoadError(
-                        str(path), f"too many pixels ({w}x{h} > {max_pixels:,}); raise --max-pixels"
-                    )
+                    raise ImageLoadError(str(path), f"too many pixels ({w}x{h} > {max_pixels:,}); raise --max-pixels")
                 if getattr(img, "is_animated", False):
                     img.seek(0)
                 if draft_size is not None and img.format == "JPEG":

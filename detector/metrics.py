@@ -55,13 +55,33 @@ def choose_threshold(y: np.ndarray, scores: np.ndarray, target_precision: float 
     if target_precision is None:
         f1 = 2 * prec * rec / np.maximum(prec + rec, 1e-12)
         i = int(np.argmax(f1))
-        return ThresholdChoice(float(thr[i]), float(prec[i]), float(rec[i]), True)
+        return ThresholdChoice(_with_margin(thr[i], scores), float(prec[i]), float(rec[i]), True)
     ok = np.flatnonzero(prec >= target_precision)
     if len(ok) == 0:
         i = int(np.argmax(prec))
-        return ThresholdChoice(float(thr[i]), float(prec[i]), float(rec[i]), False)
+        return ThresholdChoice(_with_margin(thr[i], scores), float(prec[i]), float(rec[i]), False)
     i = int(ok[np.argmax(rec[ok])])
-    return ThresholdChoice(float(thr[i]), float(prec[i]), float(rec[i]), True)
+    return ThresholdChoice(_with_margin(thr[i], scores), float(prec[i]), float(rec[i]), True)
+
+
+def _with_margin(threshold: float, scores: np.ndarray) -> float:
+    """Move a threshold from the lowest accepted score halfway (in logit space) to the next score below.
+
+    precision_recall_curve puts thresholds exactly on validation scores; on a clean validation set that
+    is the weakest positive, and test images just below it flip. The midpoint keeps the same validation
+    decisions with the widest margin on both sides.
+    """
+    below = scores[scores < threshold]
+    if len(below) == 0:
+        return float(threshold)
+    eps = 1e-7
+
+    def logit(p: float) -> float:
+        p = min(max(p, eps), 1 - eps)
+        return math.log(p / (1 - p))
+
+    mid = (logit(float(threshold)) + logit(float(below.max()))) / 2
+    return float(1 / (1 + math.exp(-mid)))
 
 
 def choose_thresholds(

@@ -224,8 +224,9 @@ def load_model_dir(model_dir: str | Path) -> tuple[keras.Model, ModelMeta]:
         text = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         raise ModelDirError(f"{path}: cannot load ({text[:200]})") from None
     if model.output_shape[-1] != len(meta.classes):
-        raise ModelDirError(f"{model_dir}: model has {model.output_shape[-1]} outputs but {META_FILE} lists "
-                            f"{len(meta.classes)} classes")
+        raise ModelDirError(
+            f"{model_dir}: model has {model.output_shape[-1]} outputs but {META_FILE} lists {len(meta.classes)} classes"
+        )
     return model, meta
 
 

@@ -108,8 +108,16 @@ def draw_distractors(img: np.ndarray, rng: np.random.Generator, n: int | None = 
         if kind == 0:
             text = "".join(rng.choice(list(string.ascii_letters + string.digits), int(rng.integers(2, 8))))
             scale = rng.uniform(0.3, 1.6) * w / 160
-            cv2.putText(img, text, (int(rng.integers(0, max(1, w // 2))), cy), int(rng.integers(0, 8)),
-                        scale, color, max(1, int(scale * 2)), cv2.LINE_AA)
+            cv2.putText(
+                img,
+                text,
+                (int(rng.integers(0, max(1, w // 2))), cy),
+                int(rng.integers(0, 8)),
+                scale,
+                color,
+                max(1, int(scale * 2)),
+                cv2.LINE_AA,
+            )
         elif kind == 1:
             cv2.circle(img, (cx, cy), r, color, int(rng.choice([-1, 2, 5])), cv2.LINE_AA)
         elif kind == 2:
@@ -139,16 +147,21 @@ def positive_tile(logo: np.ndarray, bg: np.ndarray, spec: TileSpec, rng: np.rand
     return _finish(tile, spec, rng)
 
 
-def negative_tile(bg: np.ndarray, spec: TileSpec, rng: np.random.Generator,
-                  distractor_logos: Sequence[np.ndarray] = ()) -> np.ndarray:
+def negative_tile(
+    bg: np.ndarray, spec: TileSpec, rng: np.random.Generator, distractor_logos: Sequence[np.ndarray] = ()
+) -> np.ndarray:
     tile = random_crop(bg, spec.size, rng)
     if rng.random() < 0.8:
         draw_distractors(tile, rng)
     if distractor_logos and rng.random() < 0.5:
         other = distractor_logos[int(rng.integers(len(distractor_logos)))]
         side = int(spec.size * rng.uniform(spec.min_fraction, spec.max_fraction))
-        alpha_paste(tile, transform_logo(other, side, rng), int(rng.integers(0, spec.size - side + 1)),
-                    int(rng.integers(0, spec.size - side + 1)))
+        alpha_paste(
+            tile,
+            transform_logo(other, side, rng),
+            int(rng.integers(0, spec.size - side + 1)),
+            int(rng.integers(0, spec.size - side + 1)),
+        )
     return _finish(tile, spec, rng)
 
 

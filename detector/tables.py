@@ -32,8 +32,15 @@ def evaluation_table(report: dict) -> Table:
     for col in ("class", "precision", "recall", "F1", "AP", "support", "threshold"):
         t.add_column(col, justify="left" if col == "class" else "right")
     for c, m in report["per_class"].items():
-        t.add_row(c, _pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), _pct(m["average_precision"]),
-                  str(m["support"]), "-" if m["threshold"] is None else f"{m['threshold']:.3f}")
+        t.add_row(
+            c,
+            _pct(m["precision"]),
+            _pct(m["recall"]),
+            _pct(m["f1"]),
+            _pct(m["average_precision"]),
+            str(m["support"]),
+            "-" if m["threshold"] is None else f"{m['threshold']:.3f}",
+        )
     any_logo = report["any_logo"]
     t.add_section()
     t.add_row("[b]any logo[/b] (ours)", _pct(any_logo["precision"]), _pct(any_logo["recall"]), "", "", "", "")

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from detector.bottleneck import BottleneckCache, backbone_key, default_cache_dir, features_for
-from detector.data import DecodedSample, Dataset, decode_samples, fingerprint, scan_dataset
+from detector.data import Dataset, DecodedSample, decode_samples, fingerprint, scan_dataset
 from detector.errors import DatasetError
 from detector.metrics import choose_thresholds, classification_report, positive_average_precision
 from detector.model import BLOCKS, ModelMeta, feature_extractor, new_model, save_model_dir, write_json_atomic
-from detector.predict import compiled, predict_batches
+from detector.predict import predict_batches
 
 if TYPE_CHECKING:
     import keras
@@ -99,6 +99,7 @@ class _State:
     phase: str
     epoch: int = 0
     best: float = -math.inf
+    best_loss: float = math.inf
     wait: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     finished: list[dict[str, Any]] = field(default_factory=list)
@@ -152,6 +153,16 @@ def _upsample(labels: np.ndarray, seed: int) -> np.ndarray:
         extra = rng.choice(members, target - len(members), replace=True) if target > len(members) else []
         idx.extend(members.tolist() + list(extra))
     return np.asarray(sorted(idx))
+
+
+def _validation_scores(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(mean AP of the logo classes, cross-entropy); the negative class is index 0 (Dataset puts it first)."""
+    if not len(y):
+        return float("nan"), float("nan")
+    names = [str(i) for i in range(probs.shape[1])]
+    ap = positive_average_precision(probs, y, names, names[0])
+    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))))
+    return ap, loss
 
 
 def _head_model(feature_dim: int, n_classes: int, dropout: float) -> keras.Model:
@@ -226,34 +237,40 @@ class _EpochControl:
                 self,
                 run: _RunDir,
                 state: _State,
-                val_score: Callable[[keras.Model], float],
+                val_probs: Callable[[keras.Model], np.ndarray],
+                y_val: np.ndarray,
                 patience: int,
                 deadline: float | None,
                 log: Callable[[str], None],
             ) -> None:
                 super().__init__()
-                self.run, self.state, self.val_score = run, state, val_score
+                self.run, self.state, self.val_probs, self.y_val = run, state, val_probs, y_val
                 self.patience, self.deadline, self.log = patience, deadline, log
 
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
                 logs = logs if logs is not None else {}
-                score = self.val_score(self.model)
+                score, loss = _validation_scores(self.val_probs(self.model), self.y_val)
                 if math.isnan(score):  # no validation positives: fall back to the training loss
-                    score = -float(logs.get("loss", 0.0))
-                logs["val_ap"] = score
+                    score, loss = -float(logs.get("loss", 0.0)), float(logs.get("loss", 0.0))
+                logs["val_ap"], logs["val_loss"] = score, loss
                 st = self.state
-                if score > st.best + 1e-6:
-                    st.best, st.wait = score, 0
+                # AP first; on a tie (a clean validation set saturates at 1.0) the lower loss wins.
+                if score > st.best + 1e-6 or (score >= st.best - 1e-6 and loss < st.best_loss - 1e-6):
+                    st.best, st.best_loss, st.wait = score, loss, 0
                     self.run.save_model(self.model, self.run.best)
                 else:
                     st.wait += 1
                 st.epoch = epoch + 1
-                st.history.append({"epoch": epoch + 1, "val_ap": round(score, 5),
-                                   **{k: round(float(v), 5) for k, v in logs.items() if k != "val_ap"}})
+                st.history.append(
+                    {
+                        "epoch": epoch + 1,
+                        **{k: round(float(v), 5) for k, v in logs.items()},
+                    }
+                )
                 self.run.save_model(self.model, self.run.ckpt)
                 self.run.save_state(st)
                 if st.wait >= self.patience:
-                    self.log(f"  early stop: validation AP has not improved for {self.patience} epochs")
+                    self.log(f"  early stop: validation AP/loss have not improved for {self.patience} epochs")
                     self.model.stop_training = True
                 if self.deadline is not None and time.monotonic() > self.deadline:
                     self.log("  time budget (--max-minutes) reached: stopping after this epoch")
@@ -282,8 +299,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     keras.utils.set_random_seed(cfg.seed)
 
     if state is None:
-        classifier, meta = new_model(ds.classes, ds.negative_class, cfg.weights, cfg.input_size,
-                                     cfg.cam_layer, cfg.dropout, cfg.bn_momentum)
+        classifier, meta = new_model(
+            ds.classes, ds.negative_class, cfg.weights, cfg.input_size, cfg.cam_layer, cfg.dropout, cfg.bn_momentum
+        )
         run.save_model(classifier, run.initial)
         skip_head = cfg.fine_tune == "all" and meta.weights_origin == "none"
         state = _State(phase="fine_tune" if skip_head else "head", config=asdict(cfg))
@@ -313,8 +331,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
 
     computed = cached = 0
     if state.phase == "head":
-        computed, cached = _head_phase(cfg, ds, classifier, meta, run, state, train_d, y_train, val_d, y_val,
-                                       val_pixels, deadline, log)
+        computed, cached = _head_phase(
+            cfg, ds, classifier, meta, run, state, train_d, y_train, val_d, y_val, val_pixels, deadline, log
+        )
         state.finished.append({"phase": "head", "epochs": state.epoch, "best_val_ap": state.best})
         if cfg.fine_tune and (deadline is None or time.monotonic() < deadline):
             run.save_model(classifier, run.initial)
@@ -331,8 +350,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     val_probs = predict_batches(classifier, val_pixels, cfg.batch_size)
     choice = choose_thresholds(val_probs, y_val, ds.classes, ds.negative_class) if len(y_val) else {}
     meta.thresholds = {c: round(ch.threshold, 6) for c, ch in choice.items()}
-    meta.validation = classification_report(val_probs, y_val, ds.classes, ds.negative_class, meta.thresholds) \
-        if len(y_val) else {}
+    meta.validation = (
+        classification_report(val_probs, y_val, ds.classes, ds.negative_class, meta.thresholds) if len(y_val) else {}
+    )
     meta.validation["phases"] = state.finished
     meta.validation["train_seconds"] = round(time.monotonic() - t_start, 1)
     meta.data_fingerprint = fingerprint(train_d + val_d)
@@ -347,8 +367,15 @@ def _meta_from_config(ds: Dataset, cfg: TrainConfig, state: _State) -> ModelMeta
     c = state.config
     origin = weights_origin(c["weights"])
     bn = c.get("bn_momentum") or (0.9 if origin == "none" else 0.99)
-    return ModelMeta(classes=ds.classes, negative_class=ds.negative_class, input_size=c["input_size"],
-                     cam_layer=c["cam_layer"], weights_origin=origin, dropout=c["dropout"], bn_momentum=bn)
+    return ModelMeta(
+        classes=ds.classes,
+        negative_class=ds.negative_class,
+        input_size=c["input_size"],
+        cam_layer=c["cam_layer"],
+        weights_origin=origin,
+        dropout=c["dropout"],
+        bn_momentum=bn,
+    )
 
 
 def _callbacks(cfg: TrainConfig, phase: str, control: Any) -> list:
@@ -361,9 +388,19 @@ def _callbacks(cfg: TrainConfig, phase: str, control: Any) -> list:
 
 
 def _head_phase(
-    cfg: TrainConfig, ds: Dataset, classifier: keras.Model, meta: ModelMeta, run: _RunDir, state: _State,
-    train_d: list[DecodedSample], y_train: np.ndarray, val_d: list[DecodedSample], y_val: np.ndarray,
-    val_pixels: np.ndarray, deadline: float | None, log: Callable[[str], None],
+    cfg: TrainConfig,
+    ds: Dataset,
+    classifier: keras.Model,
+    meta: ModelMeta,
+    run: _RunDir,
+    state: _State,
+    train_d: list[DecodedSample],
+    y_train: np.ndarray,
+    val_d: list[DecodedSample],
+    y_val: np.ndarray,
+    val_pixels: np.ndarray,
+    deadline: float | None,
+    log: Callable[[str], None],
 ) -> tuple[int, int]:
     import keras
 
@@ -373,13 +410,28 @@ def _head_phase(
         # Distorted pixels change every epoch, so features cannot be cached: train through the frozen backbone.
         log("head phase: distortions on, training through the frozen backbone (no bottleneck cache)")
         classifier.get_layer("backbone").trainable = False
-        _fit_images(cfg, classifier, run, state, train_d, y_train, val_pixels, y_val, cfg.epochs,
-                    cfg.learning_rate, deadline, log, "head")
+        _fit_images(
+            cfg,
+            classifier,
+            run,
+            state,
+            train_d,
+            y_train,
+            val_pixels,
+            y_val,
+            cfg.epochs,
+            cfg.learning_rate,
+            deadline,
+            log,
+            "head",
+        )
         return 0, 0
 
     extractor = feature_extractor(classifier)
-    cache = BottleneckCache(Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir(),
-                            backbone_key(extractor, meta.input_size, meta.cam_layer))
+    cache = BottleneckCache(
+        Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir(),
+        backbone_key(extractor, meta.input_size, meta.cam_layer),
+    )
     x_train, n1 = features_for(train_d, extractor, cache, cfg.batch_size)
     x_val, n2 = features_for(val_d, extractor, cache, cfg.batch_size)
     computed = n1 + n2
@@ -390,21 +442,27 @@ def _head_phase(
         head = keras.models.load_model(run.ckpt, compile=True, safe_mode=True)
     else:
         head = _head_model(x_train.shape[1], n_classes, meta.dropout)
-        head.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
-                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        head.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     idx = _upsample(y_train, cfg.seed) if cfg.balance == "upsample" else np.arange(len(y_train))
     class_weight = _class_weights(y_train, n_classes) if cfg.balance == "class-weight" else None
 
-    def val_score(m: keras.Model) -> float:
-        if not len(y_val):
-            return float("nan")
-        return positive_average_precision(m.predict(x_val, verbose=0), y_val, ds.classes, ds.negative_class)
-
-    control = _EpochControl(run, state, val_score, cfg.patience, deadline, log)
+    control = _EpochControl(run, state, lambda m: predict_batches(m, x_val, 256), y_val, cfg.patience, deadline, log)
     if state.epoch < cfg.epochs and state.wait < cfg.patience:
-        head.fit(x_train[idx], y_train[idx], batch_size=cfg.batch_size, epochs=cfg.epochs,
-                 initial_epoch=state.epoch, shuffle=True, class_weight=class_weight, verbose=verbose,
-                 callbacks=_callbacks(cfg, "head", control))
+        head.fit(
+            x_train[idx],
+            y_train[idx],
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            initial_epoch=state.epoch,
+            shuffle=True,
+            class_weight=class_weight,
+            verbose=verbose,
+            callbacks=_callbacks(cfg, "head", control),
+        )
     if run.best.is_file():
         head.load_weights(run.best)
     classifier.get_layer("logits").set_weights(head.get_layer("logits").get_weights())
@@ -412,22 +470,53 @@ def _head_phase(
 
 
 def _fine_tune_phase(
-    cfg: TrainConfig, classifier: keras.Model, meta: ModelMeta, run: _RunDir, state: _State,
-    train_d: list[DecodedSample], y_train: np.ndarray, val_pixels: np.ndarray, y_val: np.ndarray,
-    deadline: float | None, log: Callable[[str], None],
+    cfg: TrainConfig,
+    classifier: keras.Model,
+    meta: ModelMeta,
+    run: _RunDir,
+    state: _State,
+    train_d: list[DecodedSample],
+    y_train: np.ndarray,
+    val_pixels: np.ndarray,
+    y_val: np.ndarray,
+    deadline: float | None,
+    log: Callable[[str], None],
 ) -> None:
     scratch = meta.weights_origin == "none"
     n = set_trainable_blocks(classifier, str(cfg.fine_tune), train_batchnorm=scratch)
     lr = cfg.fine_tune_lr or (1e-3 if scratch and cfg.fine_tune == "all" else 1e-4)
     log(f"fine-tune phase: {cfg.fine_tune} block(s), {n} backbone layers with weights train, lr {lr:g}")
-    _fit_images(cfg, classifier, run, state, train_d, y_train, val_pixels, y_val, cfg.fine_tune_epochs, lr,
-                deadline, log, "fine_tune")
+    _fit_images(
+        cfg,
+        classifier,
+        run,
+        state,
+        train_d,
+        y_train,
+        val_pixels,
+        y_val,
+        cfg.fine_tune_epochs,
+        lr,
+        deadline,
+        log,
+        "fine_tune",
+    )
 
 
 def _fit_images(
-    cfg: TrainConfig, classifier: keras.Model, run: _RunDir, state: _State,
-    train_d: list[DecodedSample], y_train: np.ndarray, val_pixels: np.ndarray, y_val: np.ndarray,
-    epochs: int, lr: float, deadline: float | None, log: Callable[[str], None], phase: str,
+    cfg: TrainConfig,
+    classifier: keras.Model,
+    run: _RunDir,
+    state: _State,
+    train_d: list[DecodedSample],
+    y_train: np.ndarray,
+    val_pixels: np.ndarray,
+    y_val: np.ndarray,
+    epochs: int,
+    lr: float,
+    deadline: float | None,
+    log: Callable[[str], None],
+    phase: str,
 ) -> None:
     """End-to-end epochs on pixels (optionally distorted), with the same checkpoint/early-stop control."""
     import keras
@@ -437,31 +526,29 @@ def _fit_images(
     if state.epoch > 0 and run.ckpt.is_file():
         model = keras.models.load_model(run.ckpt, compile=True, safe_mode=True)
     else:
-        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     n_classes = int(model.output_shape[-1])
     pixels = np.stack([d.pixels for d in train_d])
     idx = _upsample(y_train, cfg.seed) if cfg.balance == "upsample" else np.arange(len(y_train))
     class_weight = _class_weights(y_train, n_classes) if cfg.balance == "class-weight" else None
     ds = tf.data.Dataset.from_tensor_slices((pixels[idx], y_train[idx])).shuffle(
-        len(idx), seed=cfg.seed, reshuffle_each_iteration=True)
+        len(idx), seed=cfg.seed, reshuffle_each_iteration=True
+    )
     if cfg.distort:
         ds = ds.map(_augment(cfg, cfg.input_size), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
-    forward = compiled(model)
-    neg = 0  # the negative class is always index 0 (Dataset puts it first)
-
-    def val_score(m: keras.Model) -> float:
-        if not len(y_val):
-            return float("nan")
-        probs = predict_batches(forward, val_pixels, cfg.batch_size)
-        names = [str(i) for i in range(n_classes)]
-        return positive_average_precision(probs, y_val, names, names[neg])
-
-    control = _EpochControl(run, state, val_score, cfg.patience, deadline, log)
+    val_probs = lambda m: predict_batches(m, val_pixels, cfg.batch_size)  # noqa: E731
+    control = _EpochControl(run, state, val_probs, y_val, cfg.patience, deadline, log)
     if state.epoch < epochs and state.wait < cfg.patience:
-        model.fit(ds, epochs=epochs, initial_epoch=state.epoch, class_weight=class_weight, shuffle=False,
-                  verbose=1 if _is_tty() else 2, callbacks=_callbacks(cfg, phase, control))
+        model.fit(
+            ds,
+            epochs=epochs,
+            initial_epoch=state.epoch,
+            class_weight=class_weight,
+            shuffle=False,
+            verbose=1 if _is_tty() else 2,
+            callbacks=_callbacks(cfg, phase, control),
+        )
     if run.best.is_file():
         model.load_weights(run.best)
     if model is not classifier:

@@ -28,8 +28,18 @@ def trained_model(tile_dataset: Path, tmp_path_factory: pytest.TempPathFactory) 
     from detector.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("model") / "m"
-    cfg = TrainConfig(data=str(tile_dataset), out=str(out), weights="none", input_size=INPUT,
-                      cam_layer="mixed7", fine_tune="all", fine_tune_epochs=6, patience=6, batch_size=16,
-                      cache_dir=str(tmp_path_factory.mktemp("cache")), seed=0)
+    cfg = TrainConfig(
+        data=str(tile_dataset),
+        out=str(out),
+        weights="none",
+        input_size=INPUT,
+        cam_layer="mixed7",
+        fine_tune="all",
+        fine_tune_epochs=6,
+        patience=6,
+        batch_size=16,
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+        seed=0,
+    )
     train(cfg, log=lambda s: None)
     return out

@@ -34,10 +34,10 @@ def test_evaluate_reports_and_stores_thresholds(trained_model: Path, tile_datase
         assert png.format == "PNG" and png.size[0] > 300
 
 
-def test_cli_evaluate_prints_table_beside_the_original_project(trained_model: Path, tile_dataset: Path,
-                                                              tmp_path: Path) -> None:
-    r = run_cli("evaluate", str(trained_model), str(tile_dataset), "--split", "val",
-                "--report-dir", str(tmp_path))
+def test_cli_evaluate_prints_table_beside_the_original_project(
+    trained_model: Path, tile_dataset: Path, tmp_path: Path
+) -> None:
+    r = run_cli("evaluate", str(trained_model), str(tile_dataset), "--split", "val", "--report-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
     for text in ("demo-logo", "precision", "original project", "77.0%", "40.0%", "confusion matrix"):
         assert text in r.stdout

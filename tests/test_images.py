@@ -34,7 +34,7 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
 def test_modes_become_rgb_uint8(tmp_path: Path, mode: str) -> None:
     base = Image.fromarray(_gradient())
     if mode == "I;16":
-        img = Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257))
+        img = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
     else:
         img = base.convert(mode)
     ext = ".jpg" if mode == "CMYK" else (".tif" if mode == "I;16" else ".png")

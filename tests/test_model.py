@@ -69,8 +69,9 @@ def test_missing_weights_file() -> None:
 def test_imagenet_download_failure_names_weights_path(tmp_path: Path, tile_dataset: Path) -> None:
     """No network here: the real Keras download path must fail with an actionable one-liner."""
     env = {"KERAS_HOME": str(tmp_path / "keras"), "HOME": str(tmp_path)}
-    r = run_cli("train", str(tile_dataset), "--out", str(tmp_path / "m"), "--input-size", "75",
-                "--weights", "imagenet", env=env)
+    r = run_cli(
+        "train", str(tile_dataset), "--out", str(tmp_path / "m"), "--input-size", "75", "--weights", "imagenet", env=env
+    )
     if r.returncode == 0:
         pytest.skip("this machine could download the ImageNet weights")
     assert r.returncode == 2

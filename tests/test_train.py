@@ -46,11 +46,17 @@ def test_model_json_records_what_runtimes_need(trained_model: Path) -> None:
 
 
 def test_bottleneck_cache_skips_the_backbone_on_a_second_run(tile_dataset: Path, tmp_path: Path) -> None:
-    common = dict(data=str(tile_dataset), weights="none", input_size=INPUT, cam_layer="mixed2", epochs=3,
-                  cache_dir=str(tmp_path / "cache"), seed=7)
+    common = dict(
+        data=str(tile_dataset),
+        weights="none",
+        input_size=INPUT,
+        cam_layer="mixed2",
+        epochs=3,
+        cache_dir=str(tmp_path / "cache"),
+        seed=7,
+    )
     first = train(TrainConfig(out=str(tmp_path / "a"), dropout=0.5, **common), log=lambda s: None)
-    second = train(TrainConfig(out=str(tmp_path / "b"), dropout=0.2, balance="upsample", **common),
-                   log=lambda s: None)
+    second = train(TrainConfig(out=str(tmp_path / "b"), dropout=0.2, balance="upsample", **common), log=lambda s: None)
     n = first.features_computed
     assert n > 100 and first.features_cached == 0
     assert second.features_computed == 0 and second.features_cached == n
@@ -61,10 +67,22 @@ def test_bottleneck_cache_skips_the_backbone_on_a_second_run(tile_dataset: Path,
 
 
 def test_fine_tune_top_blocks_with_distortions_and_tensorboard(tile_dataset: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(data=str(tile_dataset), out=str(tmp_path / "m"), weights="none", input_size=INPUT,
-                      cam_layer="mixed2", epochs=1, fine_tune="1", fine_tune_epochs=1, random_crop=10,
-                      random_scale=10, random_brightness=20, flip_left_right=True, logdir=str(tmp_path / "tb"),
-                      cache_dir=str(tmp_path / "cache"))
+    cfg = TrainConfig(
+        data=str(tile_dataset),
+        out=str(tmp_path / "m"),
+        weights="none",
+        input_size=INPUT,
+        cam_layer="mixed2",
+        epochs=1,
+        fine_tune="1",
+        fine_tune_epochs=1,
+        random_crop=10,
+        random_scale=10,
+        random_brightness=20,
+        flip_left_right=True,
+        logdir=str(tmp_path / "tb"),
+        cache_dir=str(tmp_path / "cache"),
+    )
     result = train(cfg, log=lambda s: None)
     assert [p["phase"] for p in result.phases] == ["head", "fine_tune"]
     assert result.features_computed == 0  # distortions bypass the cache
@@ -106,10 +124,30 @@ def _state(out: Path) -> dict | None:
 
 def test_resume_after_sigkill_mid_epoch(tile_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "m"
-    args = [sys.executable, str(ROOT / "cli.py"), "train", str(tile_dataset), "--out", str(out),
-            "--weights", "none", "--input-size", str(INPUT), "--cam-layer", "mixed2", "--fine-tune", "all",
-            "--fine-tune-epochs", "4", "--patience", "10", "--batch-size", "8",
-            "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "train",
+        str(tile_dataset),
+        "--out",
+        str(out),
+        "--weights",
+        "none",
+        "--input-size",
+        str(INPUT),
+        "--cam-layer",
+        "mixed2",
+        "--fine-tune",
+        "all",
+        "--fine-tune-epochs",
+        "4",
+        "--patience",
+        "10",
+        "--batch-size",
+        "8",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     deadline = time.monotonic() + 300
@@ -132,6 +170,7 @@ def test_resume_after_sigkill_mid_epoch(tile_dataset: Path, tmp_path: Path) -> N
     assert f"resuming: phase fine_tune, {killed_at} epoch(s) done" in done.stderr
     assert f"Epoch {killed_at + 1}/4" in done.stdout and "Epoch 1/4" not in done.stdout
     meta = read_meta(out)
-    assert meta.validation["phases"] == [{"phase": "fine_tune", "epochs": 4,
-                                          "best_val_ap": meta.validation["phases"][0]["best_val_ap"]}]
+    assert meta.validation["phases"] == [
+        {"phase": "fine_tune", "epochs": 4, "best_val_ap": meta.validation["phases"][0]["best_val_ap"]}
+    ]
     load_model_dir(out)
