@@ -41,19 +41,41 @@ def _fail(e: Exception) -> None:
 
 @app.command()
 def data(
-    folder: Annotated[Path, typer.Argument(help="A folder of class subfolders.")],
+    folder: Annotated[str, typer.Argument(help="A dataset folder, or 'import' to import box annotations.")],
+    source: Annotated[Path | None, typer.Argument(help="With import: a CSV, COCO JSON or YOLO folder.")] = None,
     negative_class: Annotated[str, typer.Option(help="The folder of photos without any logo.")] = "no-logo",
     check: Annotated[bool, typer.Option(help="Decode every file to find unreadable ones.")] = True,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="With import: csv, coco or yolo (default: guess).")
+    ] = None,
+    images: Annotated[Path | None, typer.Option(help="With import: the image folder.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="With import: the box dataset to write.")] = None,
+    unlabelled: Annotated[bool, typer.Option(help="With import: keep images without boxes as negatives.")] = True,
+    image_labels: Annotated[
+        Path | None, typer.Option(help="With import: CSV file,label; only 'none'/'no-logo' images are negatives.")
+    ] = None,
 ) -> None:
-    """Count images per class and split, and list files that cannot be read."""
-    from detector.data import decode_samples, scan_dataset
+    """Summarize a dataset (class folders or boxes), or `detect data import SRC --out DIR`."""
     from detector.errors import DetectorError
-    from detector.tables import dataset_table
 
     try:
-        ds = scan_dataset(folder, negative_class)
+        if folder == "import":
+            _import_boxes(source, fmt, images, out_dir, unlabelled, image_labels)
+        else:
+            _show_dataset(Path(folder), negative_class, check)
     except DetectorError as e:
         _fail(e)
+
+
+def _show_dataset(folder: Path, negative_class: str, check: bool) -> None:
+    from detector.boxdata import is_box_dataset, read_box_dataset
+    from detector.data import decode_samples, scan_dataset
+    from detector.tables import box_dataset_table, dataset_table
+
+    if is_box_dataset(folder):
+        out.print(box_dataset_table(read_box_dataset(folder)))
+        return
+    ds = scan_dataset(folder, negative_class)
     skipped = list(ds.skipped)
     if check:
         _, bad = decode_samples(ds.samples, 32, progress="check")
@@ -65,6 +87,104 @@ def data(
             out.print(f"  {path}: {reason}", highlight=False)
     else:
         out.print("all files readable" if check else "(decode check skipped)")
+
+
+def _import_boxes(
+    source: Path | None,
+    fmt: str | None,
+    images: Path | None,
+    out_dir: Path | None,
+    unlabelled: bool,
+    image_labels: Path | None,
+) -> None:
+    from detector.boxdata import import_box_dataset
+    from detector.errors import DatasetError
+    from detector.tables import box_dataset_table
+
+    if source is None or out_dir is None:
+        raise DatasetError("usage: detect data import SOURCE --out DIR [--format csv|coco|yolo] [--images DIR]")
+    if fmt is None:
+        fmt = "yolo" if source.is_dir() else {".csv": "csv", ".json": "coco"}.get(source.suffix.lower(), "")
+        if not fmt:
+            raise DatasetError(f"{source}: cannot guess the format; pass --format csv|coco|yolo")
+    ds, skipped = import_box_dataset(source, fmt, out_dir, images, unlabelled, image_labels)
+    out.print(box_dataset_table(ds))
+    for path, reason in skipped:
+        out.print(f"  skipped {path}: {reason}", highlight=False)
+    out.print(f"box dataset written to {out_dir} (images are symlinks to the originals)", highlight=False)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for scenes/ and tiles/.")],
+    logo: Annotated[
+        list[Path] | None,
+        typer.Option(help="A logo graphic (PNG with alpha); repeat for several. Default: the demo logo."),
+    ] = None,
+    backgrounds: Annotated[
+        Path | None, typer.Option(help="A folder of photos (default: built-in photos and textures).")
+    ] = None,
+    distractors: Annotated[Path | None, typer.Option(help="A folder of other logos, drawn as negatives.")] = None,
+    scenes: Annotated[int, typer.Option(help="How many scenes.")] = 200,
+    seed: Annotated[int, typer.Option()] = 0,
+    width: Annotated[int, typer.Option()] = 640,
+    height: Annotated[int, typer.Option()] = 480,
+    min_logo: Annotated[float, typer.Option(help="Smallest logo, fraction of the short side.")] = 0.03,
+    max_logo: Annotated[float, typer.Option(help="Largest logo, fraction of the short side.")] = 0.7,
+    max_logos: Annotated[int, typer.Option(help="Most logos in one scene.")] = 3,
+    max_rotation: Annotated[float, typer.Option(help="Degrees.")] = 30.0,
+    perspective: Annotated[float, typer.Option(help="Corner jitter, fraction of the logo side.")] = 0.12,
+    warp: Annotated[float, typer.Option(help="Non-rigid warp amplitude, fraction of the logo side.")] = 0.025,
+    occlusion: Annotated[float, typer.Option(help="Probability that a logo is partly covered.")] = 0.25,
+    blur: Annotated[float, typer.Option(help="Probability of blur.")] = 0.3,
+    tile_size: Annotated[int, typer.Option(help="Tile side for the tile dataset (the model's input size).")] = 128,
+    tiles: Annotated[bool, typer.Option(help="Also cut the tile dataset.")] = True,
+) -> None:
+    """Synthesize scenes with logos (boxes as COCO and CSV) and a tile dataset for `detect train`."""
+    from tqdm import tqdm
+
+    from detector.errors import DetectorError
+    from detector.scenes import SceneConfig
+    from detector.synthesize import synthesize
+    from detector.tilecut import TileRules
+
+    cfg = SceneConfig(
+        width=width,
+        height=height,
+        min_logo=min_logo,
+        max_logo=max_logo,
+        max_logos=max_logos,
+        max_rotation=max_rotation,
+        perspective=perspective,
+        warp=warp,
+        occlusion_probability=occlusion,
+        blur_probability=blur,
+    )
+    bar = tqdm(total=scenes, unit="scene", desc="synth", disable=None)
+    try:
+        res = synthesize(
+            out_dir,
+            list(logo or []),
+            backgrounds,
+            distractors,
+            scenes,
+            seed,
+            cfg,
+            TileRules(size=tile_size) if tiles else None,
+            progress=lambda n: bar.update(1),
+        )
+    except DetectorError as e:
+        _fail(e)
+    finally:
+        bar.close()
+    out.print(
+        f"{res.scenes} scenes with {res.boxes} logo boxes in {res.scenes_dir} "
+        f"({res.scenes / res.seconds:.0f} scenes/s)",
+        highlight=False,
+    )
+    if res.tiles_dir:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(res.tiles.items()))
+        out.print(f"tiles ({tile_size} px) in {res.tiles_dir}: {counts}", highlight=False)
 
 
 @app.command()
@@ -82,19 +202,19 @@ def train(
     batch_size: Annotated[int, typer.Option()] = 32,
     dropout: Annotated[float, typer.Option()] = 0.5,
     balance: Annotated[str, typer.Option(help="class-weight, upsample or none.")] = "class-weight",
-    fine_tune: Annotated[str | None, typer.Option(help="Unfreeze the top N blocks after the head, or 'all'.")] = None,  # noqa: UP007
+    fine_tune: Annotated[str | None, typer.Option(help="Unfreeze the top N blocks after the head, or 'all'.")] = None,
     fine_tune_epochs: Annotated[int, typer.Option()] = 10,
-    fine_tune_lr: Annotated[float | None, typer.Option(help="Default 1e-4 (1e-3 from scratch).")] = None,  # noqa: UP007
+    fine_tune_lr: Annotated[float | None, typer.Option(help="Default 1e-4 (1e-3 from scratch).")] = None,
     patience: Annotated[int, typer.Option(help="Early stopping on validation AP.")] = 5,
     random_crop: Annotated[float, typer.Option(help="Percent of the side that may be cut.")] = 0.0,
     random_scale: Annotated[float, typer.Option(help="Percent of extra zoom.")] = 0.0,
     random_brightness: Annotated[float, typer.Option(help="Percent brighter or darker.")] = 0.0,
     flip_left_right: Annotated[bool, typer.Option()] = False,
-    logdir: Annotated[Path | None, typer.Option(help="TensorBoard summaries here.")] = None,  # noqa: UP007
+    logdir: Annotated[Path | None, typer.Option(help="TensorBoard summaries here.")] = None,
     resume: Annotated[bool, typer.Option(help="Finish a run that was killed.")] = False,
     seed: Annotated[int, typer.Option()] = 0,
-    cache_dir: Annotated[Path | None, typer.Option(help="Bottleneck cache (default ~/.cache/logo-detector).")] = None,  # noqa: UP007
-    max_minutes: Annotated[float | None, typer.Option(help="Stop after the epoch that passes this.")] = None,  # noqa: UP007
+    cache_dir: Annotated[Path | None, typer.Option(help="Bottleneck cache (default ~/.cache/logo-detector).")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after the epoch that passes this.")] = None,
 ) -> None:
     """Train a logo classifier (Inception v3 transfer learning) on a class-folder dataset."""
     from detector.errors import DetectorError
@@ -150,9 +270,9 @@ def evaluate(
     split: Annotated[str, typer.Option(help="test, val or all.")] = "test",
     target_precision: Annotated[
         float | None, typer.Option(help="Choose thresholds on val for this precision and store them.")
-    ] = None,  # noqa: UP007,E501
+    ] = None,
     batch_size: Annotated[int, typer.Option()] = 32,
-    report_dir: Annotated[Path | None, typer.Option(help="Default: MODEL_DIR/evaluation.")] = None,  # noqa: UP007
+    report_dir: Annotated[Path | None, typer.Option(help="Default: MODEL_DIR/evaluation.")] = None,
 ) -> None:
     """Precision, recall, F1, AP and the confusion matrix; a PR-curve PNG and a JSON report."""
     from detector.errors import DetectorError

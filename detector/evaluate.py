@@ -12,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.bottleneck import default_cache_dir
+from detector.boxdata import is_box_dataset
 from detector.data import decode_samples, scan_dataset
 from detector.errors import DatasetError
 from detector.metrics import choose_thresholds, classification_report
 from detector.model import ModelMeta, load_model_dir, model_sha256, update_meta
 from detector.predict import predict_batches
+from detector.tilecut import tile_dataset_for
 
 #: The original project's figures on its logo class (TF retrain script, one brand, social-media photos).
 ORIGINAL_PROJECT = {"precision": 0.77, "recall": 0.40}
@@ -48,6 +51,8 @@ def evaluate(
     out_dir: str | Path | None = None,
 ) -> EvalResult:
     model, meta = load_model_dir(model_dir)
+    if is_box_dataset(data):  # scenes with boxes: judge the classifier on the tiles the scanner would cut
+        data = tile_dataset_for(data, meta.input_size, default_cache_dir().parent / "tiles", meta.negative_class)
     ds = scan_dataset(data, meta.negative_class)
     unknown = sorted(set(ds.classes) - set(meta.classes))
     if unknown:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
+from detector.boxdata import BoxDataset
 from detector.data import SPLITS, Dataset
 
 
@@ -57,4 +58,19 @@ def confusion_table(report: dict) -> Table:
         t.add_column(c, justify="right")
     for c, row in zip(cm["labels"], cm["rows_true_cols_pred"], strict=True):
         t.add_row(c, *(str(v) for v in row))
+    return t
+
+
+def box_dataset_table(ds: BoxDataset) -> Table:
+    t = Table(title=escape(f"{ds.root}  (box dataset)"))
+    t.add_column("label")
+    t.add_column("boxes", justify="right")
+    t.add_column("images", justify="right")
+    for label in ds.labels:
+        n_boxes = sum(b.label == label for r in ds.images for b in r.boxes)
+        n_images = sum(any(b.label == label for b in r.boxes) for r in ds.images)
+        t.add_row(label, str(n_boxes), str(n_images))
+    t.add_section()
+    t.add_row("no boxes (negatives)", "", str(sum(not r.boxes for r in ds.images)))
+    t.add_row("[b]all[/b]", str(sum(len(r.boxes) for r in ds.images)), str(len(ds.images)))
     return t

@@ -20,18 +20,20 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from detector.bottleneck import BottleneckCache, backbone_key, default_cache_dir, features_for
+from detector.boxdata import is_box_dataset
 from detector.data import Dataset, DecodedSample, decode_samples, fingerprint, scan_dataset
 from detector.errors import DatasetError
 from detector.metrics import choose_thresholds, classification_report, positive_average_precision
 from detector.model import BLOCKS, ModelMeta, feature_extractor, new_model, save_model_dir, write_json_atomic
 from detector.predict import predict_batches
+from detector.tilecut import tile_dataset_for
 
 if TYPE_CHECKING:
     import keras
@@ -288,6 +290,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     deadline = t_start + cfg.max_minutes * 60 if cfg.max_minutes else None
     out = Path(cfg.out)
     run = _RunDir(out)
+    if is_box_dataset(cfg.data):  # scenes with boxes: cut tiles the way the scanner will see them
+        cache_root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+        tiles = tile_dataset_for(cfg.data, cfg.input_size, cache_root.parent / "tiles", cfg.negative_class)
+        log(f"box dataset: training on its tiles in {tiles}")
+        cfg = replace(cfg, data=str(tiles))
     ds = scan_dataset(cfg.data, cfg.negative_class, cfg.val_percent, cfg.test_percent)
     state = run.load_state() if cfg.resume else None
     if state is not None:

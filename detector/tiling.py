@@ -1,0 +1,109 @@
+"""Image pyramid and tile geometry (pure numpy, no model): where the classifier looks.
+
+A logo fills some tile well at some scale: at scale s a logo of L pixels spans L*s pixels of a T-pixel
+tile, and the classifier was trained on logos covering roughly a quarter to nine tenths of the tile.
+The scanner and the synthetic-data tiler share these functions, so training tiles look like scan tiles.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: The fraction of the tile side a logo should span for the classifier to see it best.
+TARGET_FILL = 0.5
+#: Default logo range, as fractions of the image's short side, when no pixels are given.
+DEFAULT_MIN_LOGO_FRACTION = 0.04
+DEFAULT_MAX_LOGO_FRACTION = 0.7
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One window: `scale` of the pyramid level and its box in that level's pixels."""
+
+    scale: float
+    x: int
+    y: int
+    size: int
+
+    def box(self) -> tuple[float, float, float, float]:
+        """The tile's box (x1, y1, x2, y2) in original image pixels."""
+        s = self.scale
+        return (self.x / s, self.y / s, (self.x + self.size) / s, (self.y + self.size) / s)
+
+
+def scales_for_logo_range(
+    tile: int, min_logo: float, max_logo: float, octave_step: float = 2.0, fill: float = TARGET_FILL
+) -> list[float]:
+    """Pyramid scales so that logos from min_logo to max_logo pixels each span ~`fill` of some tile.
+
+    Scales are geometric with ratio `octave_step` between the extremes, largest first.
+    """
+    if min_logo <= 0 or max_logo < min_logo:
+        raise ValueError("need 0 < min_logo <= max_logo")
+    s_hi, s_lo = fill * tile / min_logo, fill * tile / max_logo
+    n = max(1, math.ceil(math.log(s_hi / s_lo, octave_step) - 1e-9) + 1)
+    if n == 1:
+        return [math.sqrt(s_hi * s_lo)]
+    return [s_hi * (s_lo / s_hi) ** (i / (n - 1)) for i in range(n)]
+
+
+def default_scales(width: int, height: int, tile: int, octave_step: float = 2.0) -> list[float]:
+    short = min(width, height)
+    return scales_for_logo_range(
+        tile, DEFAULT_MIN_LOGO_FRACTION * short, DEFAULT_MAX_LOGO_FRACTION * short, octave_step
+    )
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    """Window starts along one axis; the last window is aligned to the border so every pixel is covered."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile + 1, stride))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
+def level_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def tiles_for_level(width: int, height: int, scale: float, tile: int, overlap: float = 0.5) -> list[Tile]:
+    if not 0 <= overlap < 1:
+        raise ValueError("overlap must be in [0, 1)")
+    w, h = level_size(width, height, scale)
+    stride = max(1, round(tile * (1 - overlap)))
+    return [Tile(scale, x, y, tile) for y in _starts(h, tile, stride) for x in _starts(w, tile, stride)]
+
+
+def pyramid_tiles(width: int, height: int, scales: list[float], tile: int, overlap: float = 0.5) -> list[Tile]:
+    return [t for s in scales for t in tiles_for_level(width, height, s, tile, overlap)]
+
+
+def resize_level(image: np.ndarray, scale: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    nw, nh = level_size(w, h, scale)
+    if (nw, nh) == (w, h):
+        return image
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, (nw, nh), interpolation=interp)
+
+
+def cut_tiles(image: np.ndarray, tiles: list[Tile], pad_value: int = 0) -> np.ndarray:
+    """Pixels of every tile (N, T, T, C); a level smaller than a tile is padded at its right/bottom."""
+    if not tiles:
+        return np.zeros((0, 0, 0) + image.shape[2:], image.dtype)
+    size = tiles[0].size
+    out = np.full((len(tiles), size, size) + image.shape[2:], pad_value, image.dtype)
+    levels: dict[float, np.ndarray] = {}
+    for i, t in enumerate(tiles):
+        if t.scale not in levels:
+            levels[t.scale] = resize_level(image, t.scale)
+        lvl = levels[t.scale]
+        patch = lvl[t.y : t.y + size, t.x : t.x + size]
+        out[i, : patch.shape[0], : patch.shape[1]] = patch
+    return out
