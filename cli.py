@@ -266,21 +266,26 @@ def train(
 @app.command()
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A model directory from `detect train`.")],
-    data_dir: Annotated[Path, typer.Argument(metavar="DATA", help="A folder of class subfolders.")],
+    data_dir: Annotated[Path, typer.Argument(metavar="DATA", help="Class folders, or a box dataset (scenes).")],
     split: Annotated[str, typer.Option(help="test, val or all.")] = "test",
     target_precision: Annotated[
-        float | None, typer.Option(help="Choose thresholds on val for this precision and store them.")
+        float | None, typer.Option(help="Class folders: choose tile thresholds on val for this precision.")
     ] = None,
+    level: Annotated[str, typer.Option(help="For a box dataset: scenes (scan them) or tiles.")] = "scenes",
     batch_size: Annotated[int, typer.Option()] = 32,
     report_dir: Annotated[Path | None, typer.Option(help="Default: MODEL_DIR/evaluation.")] = None,
 ) -> None:
-    """Precision, recall, F1, AP and the confusion matrix; a PR-curve PNG and a JSON report."""
+    """Classification metrics on class folders; on a box dataset, image verdicts and box AP of the scanner."""
+    from detector.boxdata import is_box_dataset
     from detector.errors import DetectorError
     from detector.evaluate import evaluate as run_eval
     from detector.tables import confusion_table, evaluation_table
 
     import_tensorflow_quietly()
     try:
+        if is_box_dataset(data_dir) and level == "scenes":
+            _evaluate_scenes(model_dir, data_dir, split, batch_size, report_dir)
+            return
         res = run_eval(model_dir, data_dir, split, target_precision, batch_size, report_dir)
     except DetectorError as e:
         _fail(e)
@@ -290,8 +295,140 @@ def evaluate(
     if tuning:
         for c, t in tuning["per_class"].items():
             note = "" if t["reached"] else f"  [yellow]target {tuning['target_precision']} not reached on val[/yellow]"
-            out.print(f"threshold for {c}: {t['threshold']:.4f} (stored in model.json){note}", highlight=False)
+            out.print(f"threshold for {c}: {t["threshold"]:.4g} (stored in model.json){note}", highlight=False)
     out.print(f"report: {res.report_path}\nPR curve: {res.pr_curve_path}", highlight=False)
+
+
+def _evaluate_scenes(model_dir: Path, data_dir: Path, split: str, batch_size: int, report_dir: Path | None) -> None:
+    import json
+
+    from detector.backends import open_backend
+    from detector.boxdata import read_box_dataset
+    from detector.scan import ScanOptions
+    from detector.scene_eval import evaluate_scenes
+    from detector.tables import scene_table
+
+    backend = open_backend(model_dir)
+    rep = evaluate_scenes(backend, read_box_dataset(data_dir), split, ScanOptions(batch_size=batch_size)).report
+    out.print(scene_table(rep))
+    dest = report_dir or (model_dir if model_dir.is_dir() else model_dir.parent) / "evaluation"
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"scenes-{data_dir.name}-{split}.json"
+    path.write_text(json.dumps(rep, indent=2) + "\n")
+    out.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def calibrate(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory from `detect train`.")],
+    scenes: Annotated[Path, typer.Argument(help="A box dataset of validation scenes (`detect synth` or import).")],
+    target_precision: Annotated[float, typer.Option(help="Image-level precision to reach.")] = 0.9,
+    split: Annotated[str, typer.Option(help="Scenes to calibrate on: val (by name hash) or all.")] = "val",
+) -> None:
+    """Choose the image-level thresholds and the CAM threshold on whole scenes; store them in model.json."""
+    from detector.backends import open_backend
+    from detector.boxdata import read_box_dataset
+    from detector.errors import DetectorError
+    from detector.model import update_meta
+    from detector.scene_eval import calibrate as calibrate_scenes
+
+    import_tensorflow_quietly()
+    try:
+        backend = open_backend(model_dir, "keras")
+        cal = calibrate_scenes(backend, read_box_dataset(scenes), target_precision, split)
+        meta = backend.meta
+        validation = dict(meta.validation)
+        validation["calibration"] = cal
+        update_meta(
+            model_dir, image_thresholds=meta.image_thresholds, cam_threshold=meta.cam_threshold, validation=validation
+        )
+    except DetectorError as e:
+        _fail(e)
+    for c, t in cal["image_thresholds"].items():
+        note = "" if t["reached"] else "  [yellow](target not reached)[/yellow]"
+        out.print(
+            f"{c}: image threshold {t["threshold"]:.4g} -> precision {t['precision']:.3f}, "
+            f"recall {t['recall']:.3f} on {cal['images']} {split} scenes{note}",
+            highlight=False,
+        )
+    ap = ", ".join(f"{k:g}: {v:.3f}" for k, v in cal["ap50_by_cam_threshold"].items())
+    out.print(f"CAM threshold {cal['cam_threshold']:g} (box AP@0.5 by threshold: {ap})", highlight=False)
+    out.print(f"stored in {model_dir / 'model.json'}", highlight=False)
+
+
+@app.command()
+def scan(
+    inputs: Annotated[list[Path], typer.Argument(metavar="IMAGE_OR_DIR...", help="Images and/or folders.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory or .onnx file (default: $DETECT_MODEL, else the demo model).")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="auto, keras or onnx.")] = "auto",
+    boxes: Annotated[bool, typer.Option("--boxes", help="Print the boxes.")] = False,
+    heatmap: Annotated[bool, typer.Option("--heatmap", help="With --out: also write heatmap overlays.")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write annotated images here.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json, jsonl, csv or coco.")] = "text",
+    output: Annotated[Path | None, typer.Option(help="Write results to this file (default: stdout).")] = None,
+    resume: Annotated[bool, typer.Option(help="With --output x.jsonl: skip images already in it.")] = False,
+    glob: Annotated[str | None, typer.Option(help="Pattern for files in folders, e.g. '*.jpg'.")] = None,
+    scales: Annotated[str | None, typer.Option(help="Pyramid scales, e.g. '1,0.5,0.25'.")] = None,
+    min_logo: Annotated[float | None, typer.Option(help="Smallest logo to look for, pixels.")] = None,
+    max_logo: Annotated[float | None, typer.Option(help="Largest logo to look for, pixels.")] = None,
+    overlap: Annotated[float, typer.Option(help="Tile overlap.")] = 0.5,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    cam_threshold: Annotated[float | None, typer.Option(help="Box pixels: this fraction of a tile map's peak.")] = None,
+    cam_method: Annotated[str, typer.Option(help="gradcam or gradcam++.")] = "gradcam",
+    max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs).")] = 100_000_000,
+    workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
+) -> None:
+    """Find logos in images and folders: verdicts, scores and boxes (multi-scale tiles + Grad-CAM)."""
+    from detector.batch import list_images, scan_many
+    from detector.detector import Detector
+    from detector.errors import DetectorError
+    from detector.scan import ScanOptions
+
+    try:
+        if fmt not in ("text", "json", "jsonl", "csv", "coco"):
+            raise DetectorError("--format must be text, json, jsonl, csv or coco")
+        if resume and (output is None or fmt != "jsonl"):
+            raise DetectorError("--resume needs --format jsonl and --output FILE (the results written so far)")
+        scale_list = tuple(float(x) for x in scales.split(",")) if scales else None
+        opts = ScanOptions(
+            scales=scale_list,
+            min_logo=min_logo,
+            max_logo=max_logo,
+            overlap=overlap,
+            batch_size=batch_size,
+            boxes=True,
+            heatmap=heatmap and out_dir is not None,
+            cam_threshold=cam_threshold,
+            cam_method=cam_method,
+        )
+        if backend != "onnx" and (model is None or model.suffix.lower() != ".onnx"):
+            import_tensorflow_quietly()
+        det = Detector.load(model, backend, opts, max_pixels)
+        paths = list_images(inputs, glob)
+        if not paths:
+            raise DetectorError("no images found in the given paths")
+    except ValueError:
+        _fail(DetectorError("--scales takes numbers separated by commas, e.g. 1,0.5,0.25"))
+    except DetectorError as e:
+        _fail(e)
+    from detector.scan_output import ScanWriter
+
+    writer = ScanWriter(
+        fmt, output, out_dir, inputs, det.meta, show_boxes=boxes, append=resume, console=out, single=len(paths) == 1
+    )
+    summary = scan_many(
+        det, paths, writer.add, resume_from=output if resume else None, workers=workers, progress=len(paths) > 1
+    )
+    writer.close()
+    if len(paths) > 1 or summary.errors:
+        per = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_label.items())) or "none"
+        err.print(
+            f"scanned {summary.images} image(s) ({summary.skipped_done} already done): "
+            f"{summary.with_logo} with a logo ({per}), {summary.errors} error(s)",
+            highlight=False,
+        )
 
 
 def run() -> None:

@@ -69,7 +69,7 @@ def evaluate(
         if not len(val_labels):
             raise DatasetError(f"{data}: no validation images to choose a threshold on")
         tuning = choose_thresholds(val_probs, val_labels, meta.classes, meta.negative_class, target_precision)
-        meta = update_meta(model_dir, thresholds={c: round(t.threshold, 6) for c, t in tuning.items()})
+        meta = update_meta(model_dir, thresholds={c: float(t.threshold) for c, t in tuning.items()})
         if split == "val":
             probs, labels, bad = val_probs, val_labels, []
     if target_precision is None or split != "val":
@@ -91,7 +91,7 @@ def evaluate(
                 "on": "val",
                 "per_class": {
                     c: {
-                        "threshold": round(t.threshold, 6),
+                        "threshold": float(t.threshold),
                         "val_precision": round(t.precision, 4),
                         "val_recall": round(t.recall, 4),
                         "reached": t.reached,

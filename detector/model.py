@@ -44,7 +44,9 @@ class ModelMeta:
     weights_origin: str
     dropout: float
     bn_momentum: float
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)  # per tile (the classifier's own input)
+    image_thresholds: dict[str, float] = field(default_factory=dict)  # on an image's best tile (`detect calibrate`)
+    cam_threshold: float | None = None  # fraction of a tile map's peak that makes a box pixel
     validation: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
     backbone: str = BACKBONE

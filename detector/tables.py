@@ -74,3 +74,20 @@ def box_dataset_table(ds: BoxDataset) -> Table:
     t.add_row("no boxes (negatives)", "", str(sum(not r.boxes for r in ds.images)))
     t.add_row("[b]all[/b]", str(sum(len(r.boxes) for r in ds.images)), str(len(ds.images)))
     return t
+
+
+def scene_table(rep: dict) -> Table:
+    t = Table(title=escape(f"scanner on {rep['data']} [{rep['split']}]: {rep['images']} scenes, {rep['boxes']} boxes"))
+    for col in ("class", "image precision", "image recall", "image AP", "box AP@0.5"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for c, m in rep["image_level"].items():
+        t.add_row(
+            c,
+            _pct(m["precision"]),
+            _pct(m["recall"]),
+            _pct(m["average_precision"]),
+            _pct(rep["box"]["per_class_ap50"].get(c)),
+        )
+    t.add_section()
+    t.add_row("all", "", "", "", _pct(rep["box"]["ap50"]))
+    return t

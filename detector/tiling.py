@@ -13,11 +13,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: The fraction of the tile side a logo should span for the classifier to see it best.
-TARGET_FILL = 0.5
+#: Fraction of the tile side the smallest / largest logo of the range should span at its level.
+SMALL_LOGO_FILL = 0.35
+LARGE_LOGO_FILL = 0.85
 #: Default logo range, as fractions of the image's short side, when no pixels are given.
-DEFAULT_MIN_LOGO_FRACTION = 0.04
+DEFAULT_MIN_LOGO_FRACTION = 0.06
 DEFAULT_MAX_LOGO_FRACTION = 0.7
+#: Ratio between neighbouring pyramid scales.
+OCTAVE_STEP = 2.5
 
 
 @dataclass(frozen=True)
@@ -35,27 +38,24 @@ class Tile:
         return (self.x / s, self.y / s, (self.x + self.size) / s, (self.y + self.size) / s)
 
 
-def scales_for_logo_range(
-    tile: int, min_logo: float, max_logo: float, octave_step: float = 2.0, fill: float = TARGET_FILL
-) -> list[float]:
-    """Pyramid scales so that logos from min_logo to max_logo pixels each span ~`fill` of some tile.
+def scales_for_logo_range(tile: int, min_logo: float, max_logo: float, octave_step: float = OCTAVE_STEP) -> list[float]:
+    """Pyramid scales so that logos from min_logo to max_logo pixels each fill part of some tile.
 
-    Scales are geometric with ratio `octave_step` between the extremes, largest first.
+    The smallest logo spans SMALL_LOGO_FILL of a tile at the finest level, the largest LARGE_LOGO_FILL at
+    the coarsest; levels in between are geometric with ratio at most `octave_step`, largest scale first.
     """
     if min_logo <= 0 or max_logo < min_logo:
         raise ValueError("need 0 < min_logo <= max_logo")
-    s_hi, s_lo = fill * tile / min_logo, fill * tile / max_logo
-    n = max(1, math.ceil(math.log(s_hi / s_lo, octave_step) - 1e-9) + 1)
-    if n == 1:
+    s_hi, s_lo = SMALL_LOGO_FILL * tile / min_logo, LARGE_LOGO_FILL * tile / max_logo
+    if s_lo >= s_hi:
         return [math.sqrt(s_hi * s_lo)]
+    n = math.ceil(math.log(s_hi / s_lo, octave_step) - 1e-9) + 1
     return [s_hi * (s_lo / s_hi) ** (i / (n - 1)) for i in range(n)]
 
 
-def default_scales(width: int, height: int, tile: int, octave_step: float = 2.0) -> list[float]:
+def default_scales(width: int, height: int, tile: int) -> list[float]:
     short = min(width, height)
-    return scales_for_logo_range(
-        tile, DEFAULT_MIN_LOGO_FRACTION * short, DEFAULT_MAX_LOGO_FRACTION * short, octave_step
-    )
+    return scales_for_logo_range(tile, DEFAULT_MIN_LOGO_FRACTION * short, DEFAULT_MAX_LOGO_FRACTION * short)
 
 
 def _starts(length: int, tile: int, stride: int) -> list[int]:

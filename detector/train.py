@@ -356,7 +356,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     # Thresholds and validation figures on the final classifier, whole images as the user gives them.
     val_probs = predict_batches(classifier, val_pixels, cfg.batch_size)
     choice = choose_thresholds(val_probs, y_val, ds.classes, ds.negative_class) if len(y_val) else {}
-    meta.thresholds = {c: round(ch.threshold, 6) for c, ch in choice.items()}
+    meta.thresholds = {c: float(ch.threshold) for c, ch in choice.items()}
     meta.validation = (
         classification_report(val_probs, y_val, ds.classes, ds.negative_class, meta.thresholds) if len(y_val) else {}
     )

@@ -1,0 +1,55 @@
+"""The Keras (TensorFlow) backend: probabilities and CAMs from one compiled forward pass.
+
+The CAM output is the closed form of Grad-CAM for the linear head over global average pooling: the
+class logit is the spatial mean of (feature map @ head kernel + bias), so that per-location map is the
+class-activation map, and its gradient-weighted sum (Grad-CAM) is the same map up to a positive
+factor. `detector.cam.gradcam_tape` computes the general gradient version for tests and other layers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from detector.backends.base import BackendOutput
+from detector.model import ModelMeta, load_model_dir, model_sha256
+
+
+class KerasBackend:
+    def __init__(self, model, meta: ModelMeta, model_name: str = "", sha256: str = "") -> None:
+        import keras
+        import tensorflow as tf
+
+        self.meta = meta
+        self.model = model
+        self.name = "keras"
+        self.model_name = model_name
+        self.model_sha256 = sha256
+        pixels = keras.Input(shape=(None, None, 3), name="pixels")
+        x = model.get_layer("preprocess")(pixels)
+        features = model.get_layer("backbone")(x)
+        self.cam_model = keras.Model(pixels, features)
+        dense = model.get_layer("logits")
+        self.head_kernel = np.asarray(dense.kernel.numpy(), np.float32)  # (channels, classes)
+        self.head_bias = np.asarray(dense.bias.numpy(), np.float32)
+        kernel, bias = tf.constant(self.head_kernel), tf.constant(self.head_bias)
+
+        def forward(t: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            f = self.cam_model(t, training=False)
+            cams = tf.einsum("nhwk,kc->nhwc", f, kernel) + bias
+            logits = tf.reduce_mean(cams, axis=(1, 2))
+            return tf.nn.softmax(logits), cams, f
+
+        self._forward = tf.function(forward, reduce_retracing=True)
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> KerasBackend:
+        model, meta = load_model_dir(model_dir)
+        return cls(model, meta, Path(model_dir).name, model_sha256(model_dir))
+
+    def predict(self, tiles: np.ndarray, with_features: bool = False) -> BackendOutput:
+        import tensorflow as tf
+
+        probs, cams, features = self._forward(tf.convert_to_tensor(np.asarray(tiles, np.float32)))
+        return BackendOutput(probs.numpy(), cams.numpy(), features.numpy() if with_features else None)

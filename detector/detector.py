@@ -1,0 +1,96 @@
+"""The Python API, as small as the CLI: `Detector.load(path)` and `detector.scan(image_or_path)`.
+
+    from detector.detector import Detector
+    det = Detector.load("demo-output/model")
+    result = det.scan("photo.jpg")
+    print(result.has_logo, [b.as_dict() for b in result.boxes])
+
+The CLI, the server and the benchmarks all call this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from detector.backends import Backend, open_backend
+from detector.errors import DetectorError, ImageLoadError
+from detector.images import DEFAULT_MAX_PIXELS, load_image
+from detector.results import ScanResult
+from detector.scan import ScanOptions, scan_pixels
+
+DEMO_MODEL = Path("demo-output") / "model"
+
+
+def default_model_path() -> Path:
+    """$DETECT_MODEL, else the demo model that `make demo` builds (next to the project or the cwd)."""
+    env = os.environ.get("DETECT_MODEL")
+    if env:
+        return Path(env)
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / DEMO_MODEL / "model.json").is_file():
+            return base / DEMO_MODEL
+    raise DetectorError(
+        "no model given: pass --model PATH, set DETECT_MODEL, or run `make demo` to build the demo model"
+    )
+
+
+class Detector:
+    def __init__(self, backend: Backend, options: ScanOptions | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.backend = backend
+        self.options = options or ScanOptions()
+        self.options.validate()
+        self.max_pixels = max_pixels
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        backend: str = "auto",
+        options: ScanOptions | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> Detector:
+        return cls(open_backend(path or default_model_path(), backend), options, max_pixels)
+
+    @property
+    def meta(self):
+        return self.backend.meta
+
+    def scan(self, image: str | Path | np.ndarray, options: ScanOptions | None = None) -> ScanResult:
+        """Scan a path or an RGB uint8 array. A file that cannot be read gives a result with `errors`."""
+        opts = options or self.options
+        if isinstance(image, np.ndarray):
+            return scan_pixels(self.backend, _as_rgb(image), opts)
+        try:
+            loaded = load_image(image, self.max_pixels)
+        except ImageLoadError as e:
+            return self.error_result(str(image), e.reason)
+        result = scan_pixels(self.backend, loaded.pixels, opts, str(image))
+        result.sha256 = file_sha256(Path(image))
+        return result
+
+    def error_result(self, path: str, reason: str) -> ScanResult:
+        return ScanResult(
+            path=path,
+            errors=[reason],
+            model={"name": self.backend.model_name, "sha256": self.backend.model_sha256, "backend": self.backend.name},
+        )
+
+
+def _as_rgb(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise DetectorError(f"expected an HxWx3 RGB array, got shape {a.shape}")
+    return np.ascontiguousarray(a[..., :3], dtype=np.uint8)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,219 @@
+"""Judge and calibrate the scanner on box-annotated scenes: image verdicts and box AP (pycocotools).
+
+Calibration (`detect calibrate`) picks, on validation scenes, the image-level threshold of each logo
+class (the best tile's probability: the maximum over many tiles inflates false positives, so it needs
+its own threshold) and the CAM threshold that gives the best box AP@0.5, and stores both in
+model.json. The model runs once per image; only the cheap box stage is repeated per candidate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detector.backends.base import Backend
+from detector.boxdata import BoxDataset, ImageRecord
+from detector.data import split_of
+from detector.errors import DatasetError, ImageLoadError
+from detector.images import load_image
+from detector.metrics import choose_threshold
+from detector.results import ScanResult
+from detector.scan import ScanOptions, TileEvidence, assemble_result, tile_evidence
+
+CAM_THRESHOLD_CANDIDATES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def scene_split(ds: BoxDataset, split: str) -> list[ImageRecord]:
+    if split == "all":
+        return list(ds.images)
+    return [r for r in ds.images if split_of(Path(r.file).name) == split]
+
+
+def collect_evidence(
+    backend: Backend, ds: BoxDataset, records: list[ImageRecord], opts: ScanOptions, progress: str | None = None
+) -> list[tuple[ImageRecord, TileEvidence]]:
+    out = []
+    it: Iterable[ImageRecord] = records
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(records, desc=progress, unit="img", disable=None, leave=False)
+    for rec in it:
+        try:
+            px = load_image(ds.image_path(rec)).pixels
+        except ImageLoadError:
+            continue
+        ev = tile_evidence(backend, px, opts)
+        ev.features = None
+        out.append((rec, ev))
+    return out
+
+
+def image_level(results: list[ScanResult], records: list[ImageRecord], classes: list[str]) -> dict:
+    """Per logo class: precision/recall of the image verdict, and AP of the image score."""
+    from sklearn.metrics import average_precision_score
+
+    out = {}
+    for c in classes:
+        y = np.array([any(b.label == c for b in r.boxes) for r in records])
+        pred = np.array([c in res.labels for res in results])
+        score = np.array([res.scores.get(c, 0.0) for res in results])
+        tp, fp, fn = int((y & pred).sum()), int((~y & pred).sum()), int((y & ~pred).sum())
+        p = tp / (tp + fp) if tp + fp else None
+        r = tp / (tp + fn) if tp + fn else None
+        out[c] = {
+            "precision": None if p is None else round(p, 4),
+            "recall": None if r is None else round(r, 4),
+            "average_precision": round(float(average_precision_score(y, score)), 4) if y.any() and (~y).any() else None,
+            "images_with_logo": int(y.sum()),
+            "images": len(records),
+        }
+    return out
+
+
+def box_ap(results: list[ScanResult], records: list[ImageRecord], classes: list[str]) -> dict:
+    """COCO box AP@0.5 and AP@[.5:.95] per class and overall (pycocotools)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    cat = {c: i + 1 for i, c in enumerate(classes)}
+    gt = {"images": [], "annotations": [], "categories": [{"id": i, "name": c} for c, i in cat.items()]}
+    dets = []
+    for i, (rec, res) in enumerate(zip(records, results, strict=True), start=1):
+        gt["images"].append({"id": i, "width": rec.width, "height": rec.height})
+        for b in rec.boxes:
+            if b.label in cat:
+                gt["annotations"].append(
+                    {
+                        "id": len(gt["annotations"]) + 1,
+                        "image_id": i,
+                        "category_id": cat[b.label],
+                        "bbox": [b.x1, b.y1, b.width, b.height],
+                        "area": b.width * b.height,
+                        "iscrowd": 0,
+                    }
+                )
+        for d in res.boxes:
+            dets.append(
+                {
+                    "image_id": i,
+                    "category_id": cat[d.label],
+                    "score": d.score,
+                    "bbox": [d.x1, d.y1, d.x2 - d.x1, d.y2 - d.y1],
+                }
+            )
+    if not gt["annotations"]:
+        return {"ap50": None, "ap": None, "per_class_ap50": {}}
+    if not dets:
+        return {"ap50": 0.0, "ap": 0.0, "per_class_ap50": {c: 0.0 for c in classes}, "detections": 0}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(dets)
+        ev = COCOeval(coco_gt, coco_dt, "bbox")
+        ev.params.maxDets = [1, 10, 100]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    precision = ev.eval["precision"]  # [T, R, K, A, M]
+    per_class = {}
+    for c, k in cat.items():
+        p = precision[0, :, k - 1, 0, -1]
+        per_class[c] = round(float(p[p > -1].mean()), 4) if (p > -1).any() else None
+    return {
+        "ap50": round(float(ev.stats[1]), 4),
+        "ap": round(float(ev.stats[0]), 4),
+        "per_class_ap50": per_class,
+        "detections": len(dets),
+    }
+
+
+@dataclass
+class SceneReport:
+    report: dict
+    results: list[ScanResult]
+    records: list[ImageRecord]
+
+
+def evaluate_scenes(
+    backend: Backend, ds: BoxDataset, split: str = "all", opts: ScanOptions | None = None, evidence: list | None = None
+) -> SceneReport:
+    opts = opts or ScanOptions()
+    records = scene_split(ds, split)
+    if not records:
+        raise DatasetError(f"{ds.root}: no scenes in the '{split}' split")
+    evidence = evidence if evidence is not None else collect_evidence(backend, ds, records, opts, progress="scan")
+    recs = [r for r, _ in evidence]
+    results = [assemble_result(ev, backend, opts, r.file) for r, ev in evidence]
+    classes = backend.meta.positive_classes
+    model_ms = [ev.model_ms + ev.tiling_ms for _, ev in evidence]
+    report = {
+        "data": str(ds.root),
+        "split": split,
+        "images": len(recs),
+        "boxes": sum(len(r.boxes) for r in recs),
+        "image_level": image_level(results, recs, classes),
+        "box": box_ap(results, recs, classes),
+        "cam_threshold": opts.cam_threshold if opts.cam_threshold is not None else backend.meta.cam_threshold,
+        "median_ms_per_image": round(float(np.median(model_ms)), 1) if model_ms else None,
+    }
+    return SceneReport(report, results, recs)
+
+
+def calibrate(
+    backend: Backend,
+    ds: BoxDataset,
+    target_precision: float,
+    split: str = "val",
+    opts: ScanOptions | None = None,
+    candidates: tuple[float, ...] = CAM_THRESHOLD_CANDIDATES,
+) -> dict:
+    """Choose image thresholds (target precision) and the CAM threshold (best AP@0.5) on `split` scenes."""
+    opts = opts or ScanOptions()
+    records = scene_split(ds, split)
+    if not records:
+        raise DatasetError(f"{ds.root}: no scenes in the '{split}' split to calibrate on")
+    evidence = collect_evidence(backend, ds, records, opts, progress="calibrate")
+    meta = backend.meta
+    neg = meta.classes.index(meta.negative_class)
+    image_thresholds, chosen = {}, {}
+    for ci, c in enumerate(meta.classes):
+        if ci == neg:
+            continue
+        y = np.array([any(b.label == c for b in r.boxes) for r, _ in evidence])
+        s = np.array([float(ev.probs[:, ci].max()) if len(ev.probs) else 0.0 for _, ev in evidence])
+        ch = choose_threshold(y, s, target_precision)
+        image_thresholds[c] = float(ch.threshold)
+        chosen[c] = {
+            "threshold": float(ch.threshold),
+            "precision": round(ch.precision, 4),
+            "recall": round(ch.recall, 4),
+            "reached": ch.reached,
+        }
+    meta.image_thresholds = image_thresholds
+    table = {}
+    for t in candidates:
+        r = evaluate_scenes(backend, ds, split, _with(opts, cam_threshold=t), evidence)
+        table[t] = r.report["box"]["ap50"] or 0.0
+    best = max(table, key=lambda t: (table[t], -abs(t - 0.5)))
+    meta.cam_threshold = best
+    return {
+        "split": split,
+        "images": len(evidence),
+        "target_precision": target_precision,
+        "image_thresholds": chosen,
+        "cam_threshold": best,
+        "ap50_by_cam_threshold": table,
+    }
+
+
+def _with(opts: ScanOptions, **changes) -> ScanOptions:
+    from dataclasses import replace
+
+    return replace(opts, **changes)
