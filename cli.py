@@ -295,7 +295,7 @@ def evaluate(
     if tuning:
         for c, t in tuning["per_class"].items():
             note = "" if t["reached"] else f"  [yellow]target {tuning['target_precision']} not reached on val[/yellow]"
-            out.print(f"threshold for {c}: {t["threshold"]:.4g} (stored in model.json){note}", highlight=False)
+            out.print(f"threshold for {c}: {t['threshold']:.4g} (stored in model.json){note}", highlight=False)
     out.print(f"report: {res.report_path}\nPR curve: {res.pr_curve_path}", highlight=False)
 
 
@@ -347,7 +347,7 @@ def calibrate(
     for c, t in cal["image_thresholds"].items():
         note = "" if t["reached"] else "  [yellow](target not reached)[/yellow]"
         out.print(
-            f"{c}: image threshold {t["threshold"]:.4g} -> precision {t['precision']:.3f}, "
+            f"{c}: image threshold {t['threshold']:.4g} -> precision {t['precision']:.3f}, "
             f"recall {t['recall']:.3f} on {cal['images']} {split} scenes{note}",
             highlight=False,
         )
