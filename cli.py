@@ -21,8 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output is read by programs and logs: do not wrap tables at 80 columns there.
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 _debug = False
 
 
@@ -377,6 +378,7 @@ def scan(
     batch_size: Annotated[int, typer.Option()] = 32,
     cam_threshold: Annotated[float | None, typer.Option(help="Box pixels: this fraction of a tile map's peak.")] = None,
     cam_method: Annotated[str, typer.Option(help="gradcam or gradcam++.")] = "gradcam",
+    merge: Annotated[str, typer.Option(help="Boxes across pyramid levels: fuse, nms or finest.")] = "fuse",
     max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs).")] = 100_000_000,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
 ) -> None:
@@ -402,6 +404,7 @@ def scan(
             heatmap=heatmap and out_dir is not None,
             cam_threshold=cam_threshold,
             cam_method=cam_method,
+            merge=merge,
         )
         if backend != "onnx" and (model is None or model.suffix.lower() != ".onnx"):
             import_tensorflow_quietly()

@@ -49,13 +49,19 @@ class LevelCanvas:
         self.norm = np.zeros(self.shape, np.float32)  # max of peak-normalised maps
         self.score = np.zeros(self.shape, np.float32)  # max of tile probability x normalised map
 
-    def add(self, tile: Tile, cam: np.ndarray, prob: float, image_w: int, image_h: int) -> None:
+    def add(self, tile: Tile, cam: np.ndarray, prob: float, geometry: tuple[int, int]) -> None:
+        """Paint one tile's map where its cells really look: cell i covers tile pixels
+        offset - stride/2 + stride*i .. + stride (see model.CAM_GEOMETRY)."""
         peak = float(cam.max())
         if peak <= 0:
             return
-        x1, y1, x2, y2 = tile.box()
-        # Canvas pixels covered by the tile (the padded part of a small level lies outside the image).
-        cx1, cy1, cx2, cy2 = (round(v * self.k) for v in (x1, y1, x2, y2))
+        stride, offset = geometry
+        n_y, n_x = cam.shape
+        f = self.k / tile.scale  # canvas pixels per tile pixel
+        x0 = (tile.x + offset - stride / 2) * f
+        y0 = (tile.y + offset - stride / 2) * f
+        cx1, cy1 = round(x0), round(y0)
+        cx2, cy2 = round(x0 + stride * n_x * f), round(y0 + stride * n_y * f)
         if cx2 - cx1 < 1 or cy2 - cy1 < 1:
             return
         m = cv2.resize((cam / peak).astype(np.float32), (cx2 - cx1, cy2 - cy1), interpolation=cv2.INTER_LINEAR)
@@ -67,17 +73,31 @@ class LevelCanvas:
         np.maximum(self.norm[oy1:oy2, ox1:ox2], sub, out=self.norm[oy1:oy2, ox1:ox2])
         np.maximum(self.score[oy1:oy2, ox1:ox2], sub * prob, out=self.score[oy1:oy2, ox1:ox2])
 
-    def boxes(self, label: str, scale: float, threshold: float, min_area_px: float = 16.0) -> list[Detection]:
+    def boxes(
+        self, label: str, scale: float, threshold: float, join_px: float = 0.0, min_area_px: float = 16.0
+    ) -> list[Detection]:
+        """Connected components of the map above `threshold`; fragments closer than `join_px` canvas
+        pixels are one component (CAMs of early blocks light up a logo's parts, not its whole)."""
         mask = self.norm >= threshold
         if not mask.any():
             return []
+        grouping = mask
+        r = int(round(join_px / 2))
+        if r >= 1:
+            kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))  # separable: fast
+            grouping = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)
+        labels = label_components(grouping, connectivity=2)
         out = []
-        for region in regionprops(label_components(mask, connectivity=2)):
-            y1, x1, y2, x2 = region.bbox
+        for region in regionprops(labels):
+            inside = mask[region.slice] & (labels[region.slice] == region.label)
+            ys, xs = np.nonzero(inside)
+            if len(ys) == 0:
+                continue
+            y1, x1 = ys.min() + region.slice[0].start, xs.min() + region.slice[1].start
+            y2, x2 = ys.max() + 1 + region.slice[0].start, xs.max() + 1 + region.slice[1].start
             if (x2 - x1) * (y2 - y1) / (self.k * self.k) < min_area_px:
                 continue
-            coords = region.coords
-            score = float(self.score[coords[:, 0], coords[:, 1]].max())
+            score = float(self.score[region.slice][inside].max())
             out.append(Detection(label, score, x1 / self.k, y1 / self.k, x2 / self.k, y2 / self.k, scale))
         return out
 
@@ -122,6 +142,54 @@ def suppress_contained(dets: list[Detection], containment: float = 0.7) -> list[
         if not inside:
             keep.append(d)
     return keep
+
+
+MERGE_METHODS = ("fuse", "nms", "finest")
+
+
+def _overlaps(a: Detection, b: Detection, iou: float, containment: float) -> bool:
+    ix = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    iy = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    inter = ix * iy
+    if inter <= 0:
+        return False
+    area_a, area_b = (a.x2 - a.x1) * (a.y2 - a.y1), (b.x2 - b.x1) * (b.y2 - b.y1)
+    return inter / (area_a + area_b - inter) >= iou or inter / max(min(area_a, area_b), 1e-6) >= containment
+
+
+def merge_levels(
+    dets: list[Detection], method: str = "fuse", iou: float = 0.3, containment: float = 0.7
+) -> list[Detection]:
+    """One box per logo from the boxes every pyramid level proposed.
+
+    - fuse: cluster overlapping boxes (IoU or containment), average their corners weighted by score x
+      level scale (weighted box fusion, with finer levels trusted more: they have more map pixels per
+      logo pixel). Coarse levels over-size a small logo, fine levels see only the core of a big one;
+      the weighted mean sits closer than either;
+    - nms: keep the best-scoring box of each cluster (OpenCV NMS, then containment suppression);
+    - finest: keep the box of the finest level in each cluster (the most map pixels per logo pixel).
+    """
+    if method == "nms":
+        return suppress_contained(nms(dets, iou), containment)
+    order = sorted(dets, key=(lambda d: (-d.scale, -d.score)) if method == "finest" else (lambda d: -d.score))
+    clusters: list[list[Detection]] = []
+    for d in order:
+        for cl in clusters:
+            if cl[0].label == d.label and _overlaps(cl[0], d, iou, containment):
+                cl.append(d)
+                break
+        else:
+            clusters.append([d])
+    out = []
+    for cl in clusters:
+        if method == "finest":
+            out.append(cl[0])
+            continue
+        w = np.array([d.score * d.scale for d in cl]) + 1e-9
+        coords = np.array([[d.x1, d.y1, d.x2, d.y2] for d in cl])
+        x1, y1, x2, y2 = (coords * w[:, None]).sum(axis=0) / w.sum()
+        out.append(Detection(cl[0].label, max(d.score for d in cl), x1, y1, x2, y2, cl[0].scale))
+    return sorted(out, key=lambda d: -d.score)
 
 
 def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:

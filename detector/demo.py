@@ -1,8 +1,11 @@
 """`make demo`: the whole path offline, on the project's own demo logo.
 
-Synthesizes a tile dataset of the demo brand, trains Inception v3 from scratch at a small input size
-(no ImageNet weights can be downloaded here), evaluates it and prints the table. Each step prints the
-`detect` command that does the same, so the demo doubles as a tutorial.
+1. `detect synth`: scenes with the demo logo (boxes known) and the tiles cut from them;
+2. `detect train`: Inception v3 from scratch at 128 px, head on mixed2 (no ImageNet weights offline);
+3. `detect evaluate` on the held-out tiles; `detect calibrate` on validation scenes;
+4. `detect evaluate` on held-out scenes (image verdicts, box AP) and `detect scan` of a few of them,
+   writing annotated images and heatmaps to demo-output/scans/.
+Each step prints the `detect` command that does the same, so the demo doubles as a tutorial.
 """
 
 from __future__ import annotations
@@ -18,48 +21,71 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
 
-    from detector.data import scan_dataset
-    from detector.evaluate import evaluate
-    from detector.synth import TileSpec, write_tile_dataset
-    from detector.tables import confusion_table, dataset_table, evaluation_table
     from detector.tfquiet import import_tensorflow_quietly
-    from detector.train import TrainConfig, train
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default="demo-output")
-    p.add_argument("--tiles", type=int, default=900, help="positive tiles (as many negatives)")
+    p.add_argument("--scenes", type=int, default=260, help="training scenes")
     p.add_argument("--input-size", type=int, default=128)
+    p.add_argument("--cam-layer", default="mixed2")
     p.add_argument("--minutes", type=float, default=6.0, help="training time budget")
     args = p.parse_args(argv)
     console = Console()
     import_tensorflow_quietly()
+
+    from detector.backends import open_backend
+    from detector.batch import list_images, scan_many
+    from detector.boxdata import read_box_dataset
+    from detector.data import scan_dataset
+    from detector.detector import Detector
+    from detector.evaluate import evaluate
+    from detector.model import update_meta
+    from detector.scan import ScanOptions
+    from detector.scan_output import ScanWriter
+    from detector.scene_eval import calibrate, evaluate_scenes
+    from detector.synthesize import synthesize
+    from detector.tables import confusion_table, dataset_table, evaluation_table, scene_table
+    from detector.tilecut import TileRules
+    from detector.train import TrainConfig, train
+
     out = Path(args.out)
-    data, model = out / "data", out / "model"
+    size = args.input_size
+    model = out / "model"
     t0 = time.monotonic()
 
-    console.rule("1. synthesize a tile dataset of the demo logo")
-    if not (data / "no-logo").is_dir():
-        write_tile_dataset(data, per_class=args.tiles, spec=TileSpec(size=args.input_size), seed=1)
-    console.print(dataset_table(scan_dataset(data)))
+    def step(title: str, cmd: str) -> None:
+        console.rule(title)
+        console.print(f"$ {cmd}", highlight=False)
 
-    console.rule("2. train (from scratch: no ImageNet weights offline)")
-    cmd = (
-        f"detect train {data} --out {model} --weights none --input-size {args.input_size} "
-        f"--cam-layer mixed7 --fine-tune all --fine-tune-epochs 20 --max-minutes {args.minutes:g}"
+    step(
+        "1. synthesize scenes of the demo logo, and tiles cut from them",
+        f"detect synth --out {out}/train --scenes {args.scenes} --seed 1 --tile-size {size}",
     )
-    console.print(f"$ {cmd}", highlight=False)
+    if not (out / "train" / "tiles" / "no-logo").is_dir():
+        res = synthesize(out / "train", scenes=args.scenes, seed=1, rules=TileRules(size=size))
+        console.print(f"{res.scenes} scenes, {res.boxes} boxes, {res.scenes / res.seconds:.0f} scenes/s")
+    for name, seed in (("val", 2), ("test", 3)):
+        if not (out / name / "scenes" / "annotations.json").is_file():
+            synthesize(out / name, scenes=60, seed=seed, rules=None)
+    console.print(dataset_table(scan_dataset(out / "train" / "tiles")))
+
+    step(
+        "2. train (from scratch: no ImageNet weights offline)",
+        f"detect train {out}/train/tiles --out {model} --weights none --input-size {size} "
+        f"--cam-layer {args.cam_layer} --fine-tune all --max-minutes {args.minutes:g}",
+    )
     if (model / "model.json").is_file():
         console.print(f"{model} is already trained (delete it to train again)")
     else:
         train(
             TrainConfig(
-                data=str(data),
+                data=str(out / "train" / "tiles"),
                 out=str(model),
                 weights="none",
-                input_size=args.input_size,
-                cam_layer="mixed7",
+                input_size=size,
+                cam_layer=args.cam_layer,
                 fine_tune="all",
-                fine_tune_epochs=20,
+                fine_tune_epochs=30,
                 patience=4,
                 max_minutes=args.minutes,
                 resume=True,
@@ -67,13 +93,45 @@ def main(argv: list[str] | None = None) -> None:
             log=lambda s: console.print(s, highlight=False),
         )
 
-    console.rule("3. evaluate on the held-out test split")
-    console.print(f"$ detect evaluate {model} {data} --target-precision 0.95", highlight=False)
-    res = evaluate(model, data, "test", target_precision=0.95)
+    step("3. evaluate the classifier on held-out tiles", f"detect evaluate {model} {out}/train/tiles")
+    res = evaluate(model, out / "train" / "tiles", "test")
     console.print(evaluation_table(res.report))
     console.print(confusion_table(res.report))
-    console.print(f"PR curve: {res.pr_curve_path}\nreport:   {res.report_path}", highlight=False)
-    console.print(f"demo finished in {(time.monotonic() - t0) / 60:.1f} min", highlight=False)
+
+    step(
+        "4. calibrate the scanner on validation scenes",
+        f"detect calibrate {model} {out}/val/scenes --split all --target-precision 0.9",
+    )
+    backend = open_backend(model)
+    cal = calibrate(backend, read_box_dataset(out / "val" / "scenes"), 0.9, "all")
+    update_meta(model, image_thresholds=backend.meta.image_thresholds, cam_threshold=backend.meta.cam_threshold)
+    console.print(f"image threshold {cal['image_thresholds']}, CAM threshold {cal['cam_threshold']}", highlight=False)
+
+    step("5. evaluate the scanner on held-out scenes", f"detect evaluate {model} {out}/test/scenes --split all")
+    backend = open_backend(model)
+    console.print(scene_table(evaluate_scenes(backend, read_box_dataset(out / "test" / "scenes"), "all").report))
+
+    scans = out / "scans"
+    images = list_images([out / "test" / "scenes" / "images"])[:6]
+    step("6. scan a few scenes", f"detect scan {' '.join(map(str, images[:2]))} ... --boxes --out {scans} --heatmap")
+    det = Detector(backend, ScanOptions(heatmap=True))
+    writer = ScanWriter(
+        "text",
+        None,
+        scans,
+        [out / "test" / "scenes" / "images"],
+        backend.meta,
+        show_boxes=True,
+        append=False,
+        console=console,
+        single=False,
+    )
+    scan_many(det, images, writer.add, progress=False)
+    writer.close()
+    console.print(f"annotated images and heatmaps in {scans}/", highlight=False)
+    console.print(
+        f"demo finished in {(time.monotonic() - t0) / 60:.1f} min; try: detect scan IMAGE --boxes", highlight=False
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,14 @@ MODEL_FILE = "model.keras"
 META_FILE = "model.json"
 FORMAT = "logo-detector/model@1"
 BLOCKS = tuple(f"mixed{i}" for i in range(11))  # Inception v3's blocks, input side first
+#: Where CAM cells sit in the input: cell i is centred on pixel offset + stride * i (Inception v3's
+#: 'valid' convolutions and poolings). A map must be placed there, not stretched over the whole tile:
+#: at 80 px the 7 cells of mixed2 are centred on pixels 13..61, not 6..74.
+CAM_GEOMETRY = {
+    **{f"mixed{i}": (8, 13) for i in range(3)},
+    **{f"mixed{i}": (16, 21) for i in range(3, 8)},
+    **{f"mixed{i}": (32, 37) for i in range(8, 11)},
+}
 PREPROCESSING = "rgb float 0..255 in; x/127.5-1 inside the model (layer 'preprocess')"
 MIN_INPUT_SIZE = 75
 

@@ -7,14 +7,15 @@ is passed in. Tiles of all pyramid levels are batched together.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from detector.backends.base import Backend
-from detector.boxes import Detection, LevelCanvas, fits_level, nms, suppress_contained
+from detector.boxes import MERGE_METHODS, Detection, LevelCanvas, fits_level, merge_levels
 from detector.cam import CAM_METHODS, gradcam_from_cams, gradcam_pp
 from detector.errors import DetectorError
+from detector.model import CAM_GEOMETRY
 from detector.results import ScanResult
 from detector.tiling import Tile, cut_tiles, default_scales, pyramid_tiles, scales_for_logo_range
 
@@ -35,7 +36,8 @@ class ScanOptions:
     cam_threshold: float | None = None  # fraction of each tile map's peak; None: the model's tuned value
     cam_method: str = "gradcam"
     tile_threshold: float | None = None  # None: the model's per-class tile thresholds
-    nms_iou: float = 0.45
+    join_cells: float = 4.0  # CAM fragments this many map cells apart belong to one logo
+    merge: str = "fuse"  # how boxes of the pyramid levels become one per logo (see boxes.merge_levels)
 
     def validate(self) -> None:
         if self.cam_method not in CAM_METHODS:
@@ -44,6 +46,8 @@ class ScanOptions:
             raise DetectorError("--overlap must be in [0, 1)")
         if self.scales is not None and (not self.scales or min(self.scales) <= 0):
             raise DetectorError("--scales must be positive numbers")
+        if self.merge not in MERGE_METHODS:
+            raise DetectorError(f"--merge must be one of {', '.join(MERGE_METHODS)}")
         if self.batch_size < 1:
             raise DetectorError("--batch-size must be at least 1")
 
@@ -85,6 +89,27 @@ class TileEvidence:
     tiling_ms: float
 
 
+def support_score(d: Detection, tiles: list[Tile], p: np.ndarray) -> Detection:
+    """Re-score a box by the mean probability of every tile of its level that holds most of it.
+
+    A real logo is seen by all the overlapping windows around it (up to four at 50% overlap); a false
+    alarm usually by one. The mean over the windows that should see the box separates the two far
+    better than the single best window does.
+    """
+    area = max((d.x2 - d.x1) * (d.y2 - d.y1), 1e-6)
+    support = []
+    for t, pt in zip(tiles, p, strict=True):
+        if t.scale != d.scale:
+            continue
+        x1, y1, x2, y2 = t.box()
+        inter = max(0.0, min(x2, d.x2) - max(x1, d.x1)) * max(0.0, min(y2, d.y2) - max(y1, d.y1))
+        if inter / area >= 0.7:
+            support.append(float(pt))
+    if not support:
+        return d
+    return replace(d, score=float(np.mean(support)))
+
+
 def tile_evidence(backend: Backend, pixels: np.ndarray, opts: ScanOptions) -> TileEvidence:
     """image -> pyramid tiles -> backend: the only stage that runs the model."""
     t0 = time.perf_counter()
@@ -124,6 +149,7 @@ def assemble_result(ev: TileEvidence, backend: Backend, opts: ScanOptions, path:
         )
         dets: list[Detection] = []
         heat: dict[str, np.ndarray] = {}
+        geometry = CAM_GEOMETRY[meta.cam_layer]
         for c in scores:
             ci = meta.classes.index(c)
             tile_thr = opts.tile_threshold if opts.tile_threshold is not None else meta.threshold(c)
@@ -137,13 +163,16 @@ def assemble_result(ev: TileEvidence, backend: Backend, opts: ScanOptions, path:
             levels: dict[float, LevelCanvas] = {}
             for j, ti in enumerate(positive):
                 t = ev.tiles[ti]
-                levels.setdefault(t.scale, LevelCanvas(w, h, k)).add(t, maps[j], float(probs[ti, ci]), w, h)
+                levels.setdefault(t.scale, LevelCanvas(w, h, k)).add(t, maps[j], float(probs[ti, ci]), geometry)
             if c in present and opts.boxes:
                 for s, canvas in levels.items():
-                    dets += [d for d in canvas.boxes(c, s, cam_thr) if d.score >= image_thr[c] and fits_level(d, size)]
+                    join = opts.join_cells * geometry[0] * k / s  # map cells -> canvas pixels at this level
+                    found = [d for d in canvas.boxes(c, s, cam_thr, join) if fits_level(d, size)]
+                    found = [support_score(d, ev.tiles, probs[:, ci]) for d in found]
+                    dets += [d for d in found if d.score >= image_thr[c]]
             if opts.heatmap:
                 heat[c] = np.max(np.stack([lv.score for lv in levels.values()]), axis=0)
-        result.boxes = suppress_contained(nms(dets, opts.nms_iou)) if dets else []
+        result.boxes = merge_levels(dets, opts.merge) if dets else []
         if opts.heatmap:
             result.heatmaps = heat
     result.timings_ms = {

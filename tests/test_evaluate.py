@@ -13,11 +13,11 @@ from detector.model import read_meta
 from tests.helpers import run_cli
 
 
-def test_evaluate_reports_and_stores_thresholds(trained_model: Path, tile_dataset: Path, tmp_path: Path) -> None:
+def test_evaluate_reports_and_stores_thresholds(trained_model: Path, scene_data: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
     shutil.copytree(trained_model, model)
     before = read_meta(model).thresholds["demo-logo"]
-    res = evaluate(model, tile_dataset, "test", target_precision=0.99)
+    res = evaluate(model, scene_data / "tiles", "test", target_precision=0.99)
     r = res.report
     assert r["split"] == "test" and r["n"] == sum(m["support"] for m in r["per_class"].values())
     logo = r["per_class"]["demo-logo"]
@@ -35,18 +35,20 @@ def test_evaluate_reports_and_stores_thresholds(trained_model: Path, tile_datase
 
 
 def test_cli_evaluate_prints_table_beside_the_original_project(
-    trained_model: Path, tile_dataset: Path, tmp_path: Path
+    trained_model: Path, scene_data: Path, tmp_path: Path
 ) -> None:
-    r = run_cli("evaluate", str(trained_model), str(tile_dataset), "--split", "val", "--report-dir", str(tmp_path))
+    r = run_cli(
+        "evaluate", str(trained_model), str(scene_data / "tiles"), "--split", "val", "--report-dir", str(tmp_path)
+    )
     assert r.returncode == 0, r.stderr
     for text in ("demo-logo", "precision", "original project", "77.0%", "40.0%", "confusion matrix"):
         assert text in r.stdout
     assert (tmp_path / "report-val.json").is_file() and (tmp_path / "pr-curve-val.png").is_file()
 
 
-def test_evaluate_rejects_unknown_classes(trained_model: Path, tile_dataset: Path, tmp_path: Path) -> None:
+def test_evaluate_rejects_unknown_classes(trained_model: Path, scene_data: Path, tmp_path: Path) -> None:
     data = tmp_path / "d"
-    shutil.copytree(tile_dataset, data)
+    shutil.copytree(scene_data / "tiles", data)
     (data / "demo-logo").rename(data / "other-brand")
     r = run_cli("evaluate", str(trained_model), str(data))
     assert r.returncode == 2 and "other-brand" in r.stderr and "Traceback" not in r.stderr

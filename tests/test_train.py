@@ -17,13 +17,13 @@ from detector.data import decode_samples, scan_dataset
 from detector.model import load_model_dir, new_model, read_meta
 from detector.predict import predict_batches
 from detector.train import TrainConfig, _class_weights, _upsample, set_trainable_blocks, train
-from tests.conftest import INPUT
+from tests.conftest import CAM_LAYER, INPUT
 from tests.helpers import ROOT
 
 
-def test_trained_model_separates_logo_from_no_logo(trained_model: Path, tile_dataset: Path) -> None:
+def test_trained_model_separates_logo_from_no_logo(trained_model: Path, scene_data: Path) -> None:
     model, meta = load_model_dir(trained_model)
-    ds = scan_dataset(tile_dataset)
+    ds = scan_dataset(scene_data / "tiles")
     decoded, _ = decode_samples(ds.in_split("test") + ds.in_split("val"), meta.input_size)
     probs = predict_batches(model, np.stack([d.pixels for d in decoded]))
     y = np.array([meta.classes.index(d.sample.label) for d in decoded])
@@ -37,7 +37,7 @@ def test_trained_model_separates_logo_from_no_logo(trained_model: Path, tile_dat
 def test_model_json_records_what_runtimes_need(trained_model: Path) -> None:
     meta = json.loads((trained_model / "model.json").read_text())
     assert meta["classes"] == ["no-logo", "demo-logo"] and meta["negative_class"] == "no-logo"
-    assert meta["input_size"] == INPUT and meta["cam_layer"] == "mixed7" and meta["backbone"] == "inception_v3"
+    assert meta["input_size"] == INPUT and meta["cam_layer"] == CAM_LAYER and meta["backbone"] == "inception_v3"
     assert meta["weights_origin"] == "none" and "127.5" in meta["preprocessing"]
     assert 0 < meta["thresholds"]["demo-logo"] < 1
     assert len(meta["data_fingerprint"]) == 64 and meta["version"]

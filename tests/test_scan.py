@@ -1,0 +1,256 @@
+"""Scanning with a really trained tiny model: backend, Grad-CAM, boxes, folders, bad files, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.backends import open_backend
+from detector.boxes import box_iou
+from detector.cam import gradcam_from_cams, gradcam_tape
+from detector.demo_logo import demo_logo
+from detector.detector import Detector
+from detector.model import load_model_dir, read_meta
+from detector.synth import alpha_paste, procedural_background
+from tests.conftest import CAM_LAYER
+from tests.helpers import ROOT, run_cli
+
+
+def _scene(seed: int, logos: list[tuple[int, int, int]], size: tuple[int, int] = (320, 240)) -> np.ndarray:
+    """A procedural background with the demo logo pasted at (x, y, side) for each entry."""
+    img = procedural_background(np.random.default_rng(seed), size[1], size[0])
+    for x, y, side in logos:
+        alpha_paste(img, cv2.resize(demo_logo(256), (side, side), interpolation=cv2.INTER_AREA), x, y)
+    return img
+
+
+def _best_iou(result, truth: tuple[int, int, int, int]) -> float:
+    return max([box_iou(truth, (b.x1, b.y1, b.x2, b.y2)) for b in result.boxes] or [0.0])
+
+
+@pytest.fixture(scope="module")
+def detector(trained_model: Path) -> Detector:
+    return Detector.load(trained_model)
+
+
+def test_backend_matches_the_keras_model(trained_model: Path, scene_data: Path) -> None:
+    model, meta = load_model_dir(trained_model)
+    backend = open_backend(trained_model)
+    tiles = np.stack(
+        [
+            cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+            for p in sorted((scene_data / "tiles").rglob("*.jpg"))[::25][:16]
+        ]
+    )
+    out = backend.predict(tiles)
+    want = model(tiles.astype(np.float32), training=False).numpy()
+    np.testing.assert_allclose(out.probs, want, atol=2e-5)
+    assert want[:, 1].std() > 0.1  # a trained model: outputs differ between tiles
+    assert out.cams.shape[1:] == (7, 7, 2)  # mixed2 at 80 px
+    # The mean of the per-location logits is the logit: the CAM output is exact, not an approximation.
+    logits = out.cams.mean(axis=(1, 2))
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), want, atol=2e-5)
+
+
+def test_closed_form_gradcam_equals_gradient_gradcam(trained_model: Path) -> None:
+    model, _ = load_model_dir(trained_model)
+    backend = open_backend(trained_model)
+    tiles = np.stack([cv2.resize(_scene(s, [(100, 70, 90)]), (80, 80)) for s in range(4)])
+    out = backend.predict(tiles)
+    closed = gradcam_from_cams(out.cams, backend.head_bias, 1, 0)
+    tape = gradcam_tape(model, tiles, CAM_LAYER, 1, 0)
+    assert closed.max() > 0
+    np.testing.assert_allclose(closed, tape, rtol=1e-3, atol=1e-6 * closed.max())
+    corr = np.corrcoef(closed.ravel(), tape.ravel())[0, 1]
+    assert corr > 0.9999
+
+
+def test_heatmap_peaks_on_the_logo(detector: Detector) -> None:
+    from detector.scan import ScanOptions
+
+    img = _scene(5, [(200, 120, 70)])
+    r = detector.scan(img, ScanOptions(heatmap=True))
+    heat = r.heatmaps["demo-logo"]
+    k = heat.shape[1] / img.shape[1]
+    y, x = np.unravel_index(np.argmax(heat), heat.shape)
+    assert 190 <= x / k <= 280 and 110 <= y / k <= 200
+
+
+def _center_inside(b, box: tuple[int, int, int, int]) -> bool:
+    cx, cy = (b.x1 + b.x2) / 2, (b.y1 + b.y2) / 2
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_two_logos_of_very_different_sizes_give_two_boxes(detector: Detector, seed: int) -> None:
+    """One box on each logo: a 36 px one and a 120 px one in a 320x240 scene (a 9x area ratio)."""
+    big, small = (170, 80, 290, 200), (30, 30, 66, 66)
+    r = detector.scan(_scene(seed, [(170, 80, 120), (30, 30, 36)]))
+    assert r.has_logo and r.labels == ["demo-logo"]
+    on_big = [b for b in r.boxes if _center_inside(b, big)]
+    on_small = [b for b in r.boxes if _center_inside(b, small)]
+    assert on_big and on_small, [b.as_dict() for b in r.boxes]
+    assert _best_iou(r, small) >= 0.5  # the small logo is boxed tightly (the big one: see issue notes)
+
+
+def test_a_logo_cut_by_tile_borders_gives_one_box(detector: Detector) -> None:
+    from detector.scan import plan_scales
+    from detector.tiling import tiles_for_level
+
+    scale = plan_scales(320, 240, 80, detector.options)[1]
+    t = tiles_for_level(320, 240, scale, 80)[1]  # the second tile of the middle level starts inside the logo
+    x_edge = t.x / scale
+    logo = (int(x_edge - 25), 100, int(x_edge + 25), 150)
+    r = detector.scan(_scene(3, [(logo[0], 100, 50)]))
+    hits = [b for b in r.boxes if box_iou(logo, (b.x1, b.y1, b.x2, b.y2)) > 0.05]
+    assert len(hits) == 1, [b.as_dict() for b in r.boxes]
+    assert _center_inside(hits[0], logo)
+
+
+def test_no_logo_scene_has_lower_score(detector: Detector) -> None:
+    empty = detector.scan(_scene(9, []))
+    logo = detector.scan(_scene(9, [(120, 80, 70)]))
+    assert logo.scores["demo-logo"] > empty.scores["demo-logo"]
+    assert logo.has_logo
+
+
+def _bad_folder(root: Path, scene_data: Path) -> dict[str, bool]:
+    """Good scenes and every kind of bad file; returns {file name: should succeed}."""
+    root.mkdir(parents=True, exist_ok=True)
+    good = sorted((scene_data / "scenes" / "images").glob("*.jpg"))[:3]
+    names = {}
+    for p in good:
+        (root / p.name).write_bytes(p.read_bytes())
+        names[p.name] = True
+    img = Image.open(good[0])
+    img.convert("CMYK").save(root / "cmyk.jpg")
+    img.convert("P").save(root / "palette.gif")
+    Image.fromarray(np.asarray(img.convert("L"), np.uint16) * 257).save(root / "grey16.png")
+    img.save(root / "снимок ロゴ.png")
+    frames = [img.convert("RGB"), img.convert("L").convert("RGB")]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:])
+    names.update({n: True for n in ("cmyk.jpg", "palette.gif", "grey16.png", "снимок ロゴ.png", "anim.gif")})
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.jpg").write_text("not an image")
+    (root / "cut.jpg").write_bytes(good[1].read_bytes()[:400])
+    Image.new("L", (5000, 5000)).save(root / "bomb.png")
+    names.update({n: False for n in ("empty.jpg", "text.jpg", "cut.jpg", "bomb.png")})
+    return names
+
+
+def test_every_bad_file_is_an_error_record_and_the_batch_goes_on(
+    trained_model: Path, scene_data: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    expect = _bad_folder(folder, scene_data)
+    out = tmp_path / "r.jsonl"
+    r = run_cli(
+        "scan",
+        str(folder),
+        "--model",
+        str(trained_model),
+        "--format",
+        "jsonl",
+        "--output",
+        str(out),
+        "--max-pixels",
+        "20000000",
+        "--scales",
+        "1,0.5",
+    )
+    assert r.returncode == 0, r.stderr
+    recs = {Path(json.loads(line)["path"]).name: json.loads(line) for line in out.read_text().splitlines()}
+    assert set(recs) == set(expect)
+    for name, ok in expect.items():
+        rec = recs[name]
+        if ok:
+            assert not rec["errors"] and rec["width"] > 0 and "demo-logo" in rec["scores"], name
+        else:
+            assert rec["errors"] and not rec["boxes"], name
+    assert "empty" in recs["empty.jpg"]["errors"][0] and "too many pixels" in recs["bomb.png"]["errors"][0]
+    assert f"{len(expect)} image(s)" in r.stderr and "4 error(s)" in r.stderr
+
+
+def test_resume_after_sigkill_rescans_nothing_done(trained_model: Path, scene_data: Path, tmp_path: Path) -> None:
+    images = sorted((scene_data / "scenes" / "images").glob("*.jpg"))[:14]
+    out = tmp_path / "r.jsonl"
+    args = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "scan",
+        *map(str, images),
+        "--model",
+        str(trained_model),
+        "--format",
+        "jsonl",
+        "--output",
+        str(out),
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
+        assert proc.poll() is None
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = [json.loads(x)["path"] for x in out.read_text().splitlines() if x.strip().endswith("}")]
+    assert 3 <= len(done_before) < len(images)
+    r = subprocess.run(args + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines() if x.strip().endswith("}")]
+    paths = [x["path"] for x in lines]
+    assert sorted(set(paths)) == sorted(map(str, images))
+    assert len(paths) == len(images)  # nothing scanned twice
+    assert f"({len(done_before)} already done)" in r.stderr
+
+
+def test_cli_scan_one_image_prints_boxes_and_writes_pictures(trained_model: Path, tmp_path: Path) -> None:
+    img = tmp_path / "two logos.jpg"
+    cv2.imwrite(str(img), cv2.cvtColor(_scene(1, [(170, 80, 120), (30, 30, 36)]), cv2.COLOR_RGB2BGR))
+    r = run_cli("scan", str(img), "--boxes", "--model", str(trained_model), "--out", str(tmp_path / "o"), "--heatmap")
+    assert r.returncode == 0, r.stderr
+    assert "LOGO (demo-logo)" in r.stdout and r.stdout.count("demo-logo ") >= 2 and "x1=" in r.stdout
+    annotated = cv2.imread(str(tmp_path / "o" / "two logos.jpg"))
+    assert annotated.shape == (240, 320, 3)
+    assert (tmp_path / "o" / "two logos.heatmap-demo-logo.jpg").is_file()
+    j = run_cli("scan", str(img), "--model", str(trained_model), "--format", "json")
+    rec = json.loads(j.stdout)
+    assert set(rec) >= {"path", "width", "height", "scores", "has_logo", "boxes", "errors", "timings_ms", "model"}
+    assert rec["model"]["sha256"] and set(rec["boxes"][0]) == {"label", "score", "x1", "y1", "x2", "y2", "scale"}
+    c = run_cli("scan", str(img), "--model", str(trained_model), "--format", "coco")
+    assert json.loads(c.stdout)["annotations"]
+
+
+def test_calibrate_and_scene_evaluation(trained_model: Path, scene_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(trained_model, model)
+    r = run_cli("calibrate", str(model), str(scene_data / "scenes"), "--target-precision", "0.9")
+    assert r.returncode == 0, r.stderr
+    meta = read_meta(model)
+    assert "demo-logo" in meta.image_thresholds and meta.cam_threshold in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+    assert meta.validation["calibration"]["ap50_by_cam_threshold"]
+    e = run_cli("evaluate", str(model), str(scene_data / "scenes"), "--split", "test")
+    assert e.returncode == 0, e.stderr
+    assert "box AP@0.5" in e.stdout
+    rep = json.loads(next((model / "evaluation").glob("scenes-*-test.json")).read_text())
+    assert rep["box"]["ap50"] is not None and rep["image_level"]["demo-logo"]["images"] > 5
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    img = tmp_path / "x.jpg"
+    cv2.imwrite(str(img), np.zeros((50, 50, 3), np.uint8))
+    r = run_cli("scan", str(img), "--model", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "no such model directory" in r.stderr and "Traceback" not in r.stderr
