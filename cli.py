@@ -138,6 +138,12 @@ def synth(
     warp: Annotated[float, typer.Option(help="Non-rigid warp amplitude, fraction of the logo side.")] = 0.025,
     occlusion: Annotated[float, typer.Option(help="Probability that a logo is partly covered.")] = 0.25,
     blur: Annotated[float, typer.Option(help="Probability of blur.")] = 0.3,
+    brightness: Annotated[float, typer.Option(help="Logo brightness change, +- fraction.")] = 0.25,
+    contrast: Annotated[float, typer.Option(help="Logo contrast change, +- fraction.")] = 0.25,
+    hue: Annotated[float, typer.Option(help="Logo hue shift, +- OpenCV hue units (0..180).")] = 6.0,
+    noise: Annotated[float, typer.Option(help="Largest noise sigma, grey levels.")] = 8.0,
+    jpeg_quality: Annotated[str, typer.Option(help="JPEG re-compression quality range, e.g. 35,95.")] = "35,95",
+    text: Annotated[str, typer.Option(help="Random text distractors per scene, range, e.g. 0,4.")] = "0,4",
     tile_size: Annotated[int, typer.Option(help="Tile side for the tile dataset (the model's input size).")] = 128,
     tiles: Annotated[bool, typer.Option(help="Also cut the tile dataset.")] = True,
 ) -> None:
@@ -149,7 +155,18 @@ def synth(
     from detector.synthesize import synthesize
     from detector.tilecut import TileRules
 
+    try:
+        q_lo, q_hi = (int(v) for v in jpeg_quality.split(","))
+        t_lo, t_hi = (int(v) for v in text.split(","))
+    except ValueError:
+        _fail(DetectorError("--jpeg-quality and --text take two whole numbers, e.g. 35,95"))
     cfg = SceneConfig(
+        brightness=brightness,
+        contrast=contrast,
+        hue=hue,
+        max_noise=noise,
+        jpeg_quality=(q_lo, q_hi),
+        text_distractors=(t_lo, t_hi),
         width=width,
         height=height,
         min_logo=min_logo,
@@ -341,7 +358,11 @@ def calibrate(
         validation = dict(meta.validation)
         validation["calibration"] = cal
         update_meta(
-            model_dir, image_thresholds=meta.image_thresholds, cam_threshold=meta.cam_threshold, validation=validation
+            model_dir,
+            image_thresholds=meta.image_thresholds,
+            cam_threshold=meta.cam_threshold,
+            join_cells=meta.join_cells,
+            validation=validation,
         )
     except DetectorError as e:
         _fail(e)
@@ -352,8 +373,12 @@ def calibrate(
             f"recall {t['recall']:.3f} on {cal['images']} {split} scenes{note}",
             highlight=False,
         )
-    ap = ", ".join(f"{k:g}: {v:.3f}" for k, v in cal["ap50_by_cam_threshold"].items())
-    out.print(f"CAM threshold {cal['cam_threshold']:g} (box AP@0.5 by threshold: {ap})", highlight=False)
+    ap = max(cal["ap50_by_join_and_cam_threshold"].values())
+    out.print(
+        f"CAM threshold {cal['cam_threshold']:g}, fragments joined within {cal['join_cells']:g} map cells "
+        f"(box AP@0.5 {ap:.3f} on these scenes)",
+        highlight=False,
+    )
     out.print(f"stored in {model_dir / 'model.json'}", highlight=False)
 
 

@@ -31,7 +31,7 @@ def main() -> None:
     p.add_argument("--split", default="all")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--out", default=None)
-    p.add_argument("--join", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
+    p.add_argument("--join", type=float, nargs="+", default=[0.0, 2.0, 4.0])
     args = p.parse_args()
     backend = open_backend(args.model)
     ds = read_box_dataset(args.scenes)

@@ -14,7 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector.detector import Detector, file_sha256
+from detector.data import file_sha256
+from detector.detector import Detector
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import LoadedImage, is_image_path, load_image
 from detector.results import ScanResult

@@ -104,8 +104,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     backend = open_backend(model)
     cal = calibrate(backend, read_box_dataset(out / "val" / "scenes"), 0.9, "all")
-    update_meta(model, image_thresholds=backend.meta.image_thresholds, cam_threshold=backend.meta.cam_threshold)
-    console.print(f"image threshold {cal['image_thresholds']}, CAM threshold {cal['cam_threshold']}", highlight=False)
+    m = backend.meta
+    update_meta(model, image_thresholds=m.image_thresholds, cam_threshold=m.cam_threshold, join_cells=m.join_cells)
+    for c, t in cal["image_thresholds"].items():
+        console.print(
+            f"{c}: image threshold {t['threshold']:.4g} (validation precision {t['precision']:.3f}, "
+            f"recall {t['recall']:.3f}); CAM threshold {cal['cam_threshold']:g}, "
+            f"join {cal['join_cells']:g} cells",
+            highlight=False,
+        )
 
     step("5. evaluate the scanner on held-out scenes", f"detect evaluate {model} {out}/test/scenes --split all")
     backend = open_backend(model)

@@ -10,13 +10,13 @@ The CLI, the server and the benchmarks all call this.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
 from detector.backends import Backend, open_backend
+from detector.data import file_sha256
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import DEFAULT_MAX_PIXELS, load_image
 from detector.results import ScanResult
@@ -86,11 +86,3 @@ def _as_rgb(a: np.ndarray) -> np.ndarray:
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise DetectorError(f"expected an HxWx3 RGB array, got shape {a.shape}")
     return np.ascontiguousarray(a[..., :3], dtype=np.uint8)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

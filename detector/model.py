@@ -11,7 +11,6 @@ runtime (Keras, ONNX, a browser) feeds plain pixels.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detector import __version__
+from detector.data import file_sha256
 from detector.errors import ModelDirError, WeightsError
 
 if TYPE_CHECKING:  # keras is heavy: import it only where a model is really built
@@ -55,6 +55,7 @@ class ModelMeta:
     thresholds: dict[str, float] = field(default_factory=dict)  # per tile (the classifier's own input)
     image_thresholds: dict[str, float] = field(default_factory=dict)  # on an image's best tile (`detect calibrate`)
     cam_threshold: float | None = None  # fraction of a tile map's peak that makes a box pixel
+    join_cells: float | None = None  # CAM fragments this many map cells apart are one logo
     validation: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
     backbone: str = BACKBONE
@@ -95,15 +96,7 @@ def weights_origin(weights: str) -> str:
         return "none"
     if resolved == "imagenet":
         return "imagenet"
-    return f"file:{Path(resolved).name}:sha256={_sha256(Path(resolved))[:16]}"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return f"file:{Path(resolved).name}:sha256={file_sha256(Path(resolved))[:16]}"
 
 
 def build_backbone(weights: str, cam_layer: str, bn_momentum: float) -> keras.Model:
@@ -241,4 +234,4 @@ def load_model_dir(model_dir: str | Path) -> tuple[keras.Model, ModelMeta]:
 
 
 def model_sha256(model_dir: str | Path) -> str:
-    return _sha256(Path(model_dir) / MODEL_FILE)
+    return file_sha256(Path(model_dir) / MODEL_FILE)

@@ -22,6 +22,7 @@ from detector.tiling import Tile, cut_tiles, default_scales, pyramid_tiles, scal
 #: Heatmaps are stitched at most this many pixels on the long side (boxes are scaled back exactly).
 CANVAS_SIDE = 640
 DEFAULT_CAM_THRESHOLD = 0.5
+DEFAULT_JOIN_CELLS = 3.0
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,8 @@ class ScanOptions:
     cam_threshold: float | None = None  # fraction of each tile map's peak; None: the model's tuned value
     cam_method: str = "gradcam"
     tile_threshold: float | None = None  # None: the model's per-class tile thresholds
-    join_cells: float = 4.0  # CAM fragments this many map cells apart belong to one logo
-    merge: str = "fuse"  # how boxes of the pyramid levels become one per logo (see boxes.merge_levels)
+    join_cells: float | None = None  # CAM fragments this many map cells apart are one logo; None: the model's
+    merge: str = "nms"  # how boxes of the pyramid levels become one per logo (see boxes.merge_levels)
 
     def validate(self) -> None:
         if self.cam_method not in CAM_METHODS:
@@ -150,6 +151,7 @@ def assemble_result(ev: TileEvidence, backend: Backend, opts: ScanOptions, path:
         dets: list[Detection] = []
         heat: dict[str, np.ndarray] = {}
         geometry = CAM_GEOMETRY[meta.cam_layer]
+        join_cells = opts.join_cells if opts.join_cells is not None else (meta.join_cells or DEFAULT_JOIN_CELLS)
         for c in scores:
             ci = meta.classes.index(c)
             tile_thr = opts.tile_threshold if opts.tile_threshold is not None else meta.threshold(c)
@@ -166,7 +168,7 @@ def assemble_result(ev: TileEvidence, backend: Backend, opts: ScanOptions, path:
                 levels.setdefault(t.scale, LevelCanvas(w, h, k)).add(t, maps[j], float(probs[ti, ci]), geometry)
             if c in present and opts.boxes:
                 for s, canvas in levels.items():
-                    join = opts.join_cells * geometry[0] * k / s  # map cells -> canvas pixels at this level
+                    join = join_cells * geometry[0] * k / s  # map cells -> canvas pixels at this level
                     found = [d for d in canvas.boxes(c, s, cam_thr, join) if fits_level(d, size)]
                     found = [support_score(d, ev.tiles, probs[:, ci]) for d in found]
                     dets += [d for d in found if d.score >= image_thr[c]]

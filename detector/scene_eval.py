@@ -2,8 +2,9 @@
 
 Calibration (`detect calibrate`) picks, on validation scenes, the image-level threshold of each logo
 class (the best tile's probability: the maximum over many tiles inflates false positives, so it needs
-its own threshold) and the CAM threshold that gives the best box AP@0.5, and stores both in
-model.json. The model runs once per image; only the cheap box stage is repeated per candidate.
+its own threshold), and the CAM threshold and fragment-joining distance that give the best box
+AP@0.5, and stores them in model.json. The model runs once per image; only the cheap box stage is
+repeated per candidate.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ from detector.metrics import choose_threshold
 from detector.results import ScanResult
 from detector.scan import ScanOptions, TileEvidence, assemble_result, tile_evidence
 
-CAM_THRESHOLD_CANDIDATES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+CAM_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7)
+JOIN_CANDIDATES = (2.0, 4.0)
 
 
 def scene_split(ds: BoxDataset, split: str) -> list[ImageRecord]:
@@ -173,6 +175,7 @@ def calibrate(
     split: str = "val",
     opts: ScanOptions | None = None,
     candidates: tuple[float, ...] = CAM_THRESHOLD_CANDIDATES,
+    joins: tuple[float, ...] = JOIN_CANDIDATES,
 ) -> dict:
     """Choose image thresholds (target precision) and the CAM threshold (best AP@0.5) on `split` scenes."""
     opts = opts or ScanOptions()
@@ -198,22 +201,18 @@ def calibrate(
         }
     meta.image_thresholds = image_thresholds
     table = {}
-    for t in candidates:
-        r = evaluate_scenes(backend, ds, split, _with(opts, cam_threshold=t), evidence)
-        table[t] = r.report["box"]["ap50"] or 0.0
-    best = max(table, key=lambda t: (table[t], -abs(t - 0.5)))
-    meta.cam_threshold = best
+    for j in joins:
+        for t in candidates:
+            r = evaluate_scenes(backend, ds, split, replace(opts, cam_threshold=t, join_cells=j), evidence)
+            table[(j, t)] = r.report["box"]["ap50"] or 0.0
+    best_j, best_t = max(table, key=lambda jt: (table[jt], -abs(jt[1] - 0.5)))
+    meta.cam_threshold, meta.join_cells = best_t, best_j
     return {
         "split": split,
         "images": len(evidence),
         "target_precision": target_precision,
         "image_thresholds": chosen,
-        "cam_threshold": best,
-        "ap50_by_cam_threshold": table,
+        "cam_threshold": best_t,
+        "join_cells": best_j,
+        "ap50_by_join_and_cam_threshold": {f"join {j:g}, threshold {t:g}": v for (j, t), v in table.items()},
     }
-
-
-def _with(opts: ScanOptions, **changes) -> ScanOptions:
-    from dataclasses import replace
-
-    return replace(opts, **changes)

@@ -118,13 +118,13 @@ def synthesize(
     """Render `scenes` scenes and, unless rules is None, cut the tile dataset from them."""
     import time
 
-    t0 = time.monotonic()
     out = Path(out)
     logos = load_logos(list(logo_paths or []))
     rng = np.random.default_rng([seed, 1 << 20])
     bgs = load_backgrounds(backgrounds, rng)
     others = load_distractors(distractors, seed=seed)
     scenes_dir, tiles_dir = out / "scenes", out / "tiles"
+    t0 = time.monotonic()  # rendering speed: inputs are loaded once, before
     (scenes_dir / IMAGES).mkdir(parents=True, exist_ok=True)
 
     def one(i: int) -> ImageRecord:

@@ -240,8 +240,9 @@ def test_calibrate_and_scene_evaluation(trained_model: Path, scene_data: Path, t
     r = run_cli("calibrate", str(model), str(scene_data / "scenes"), "--target-precision", "0.9")
     assert r.returncode == 0, r.stderr
     meta = read_meta(model)
-    assert "demo-logo" in meta.image_thresholds and meta.cam_threshold in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-    assert meta.validation["calibration"]["ap50_by_cam_threshold"]
+    assert "demo-logo" in meta.image_thresholds and meta.cam_threshold in (0.3, 0.4, 0.5, 0.6, 0.7)
+    assert meta.join_cells in (2.0, 4.0)
+    assert len(meta.validation["calibration"]["ap50_by_join_and_cam_threshold"]) == 10
     e = run_cli("evaluate", str(model), str(scene_data / "scenes"), "--split", "test")
     assert e.returncode == 0, e.stderr
     assert "box AP@0.5" in e.stdout
