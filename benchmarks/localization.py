@@ -38,20 +38,18 @@ def main() -> None:
     records = scene_split(ds, args.split)
     if args.limit:
         records = records[: args.limit]
-    base = ScanOptions(cam_method="gradcam++")  # features are kept, so both CAM methods can be compared
-    evidence = collect_evidence(backend, ds, records, replace(base, boxes=True), progress="model")
-    feats = [(r, ev) for r, ev in evidence]
-    # collect_evidence drops features to save memory; recompute them only if gradcam++ rows are wanted
+    base = ScanOptions(cam_method="gradcam++")  # so that the tiles' feature maps are computed and kept
+    evidence = collect_evidence(backend, ds, records, base, progress="model", keep_features=True)
     rows = []
     for join in args.join:
-        for merge in ("fuse", "nms", "finest"):
+        for method, merge in [("gradcam", "fuse"), ("gradcam", "nms"), ("gradcam", "finest"), ("gradcam++", "nms")]:
             for thr in (0.3, 0.4, 0.5, 0.6, 0.7):
-                method = "gradcam"
                 opts = replace(base, cam_method=method, merge=merge, cam_threshold=thr, join_cells=join)
-                rep = evaluate_scenes(backend, ds, args.split, opts, feats).report
+                rep = evaluate_scenes(backend, ds, args.split, opts, evidence).report
                 rows.append(
                     {
                         "cam": method,
+                        "join": join,
                         "merge": merge,
                         "cam_threshold": thr,
                         "ap50": rep["box"]["ap50"],
@@ -63,11 +61,17 @@ def main() -> None:
         title=f"box AP on {len(evidence)} scenes of {args.scenes} ({backend.meta.cam_layer}, "
         f"{backend.meta.input_size} px)"
     )
-    for col in ("CAM", "merge", "threshold", "AP@0.5", "AP@[.5:.95]", "boxes"):
+    for col in ("CAM", "join (cells)", "merge", "threshold", "AP@0.5", "AP@[.5:.95]", "boxes"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(
-            r["cam"], r["merge"], f"{r['cam_threshold']:g}", f"{r['ap50']:.3f}", f"{r['ap']:.3f}", str(r["detections"])
+            r["cam"],
+            f"{r['join']:g}",
+            r["merge"],
+            f"{r['cam_threshold']:g}",
+            f"{r['ap50']:.3f}",
+            f"{r['ap']:.3f}",
+            str(r["detections"]),
         )
     Console().print(t)
     if args.out:

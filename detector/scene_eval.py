@@ -37,7 +37,12 @@ def scene_split(ds: BoxDataset, split: str) -> list[ImageRecord]:
 
 
 def collect_evidence(
-    backend: Backend, ds: BoxDataset, records: list[ImageRecord], opts: ScanOptions, progress: str | None = None
+    backend: Backend,
+    ds: BoxDataset,
+    records: list[ImageRecord],
+    opts: ScanOptions,
+    progress: str | None = None,
+    keep_features: bool = False,
 ) -> list[tuple[ImageRecord, TileEvidence]]:
     out = []
     it: Iterable[ImageRecord] = records
@@ -51,7 +56,8 @@ def collect_evidence(
         except ImageLoadError:
             continue
         ev = tile_evidence(backend, px, opts)
-        ev.features = None
+        if not keep_features:  # feature maps are large; only Grad-CAM++ needs them
+            ev.features = None
         out.append((rec, ev))
     return out
 
