@@ -19,6 +19,7 @@ import numpy as np
 
 from detector.backends.base import Backend
 from detector.boxdata import BoxDataset, ImageRecord
+from detector.boxdata import to_coco as coco_annotations
 from detector.data import split_of
 from detector.errors import DatasetError, ImageLoadError
 from detector.images import load_image
@@ -89,32 +90,16 @@ def box_ap(results: list[ScanResult], records: list[ImageRecord], classes: list[
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    cat = {c: i + 1 for i, c in enumerate(classes)}
-    gt = {"images": [], "annotations": [], "categories": [{"id": i, "name": c} for c, i in cat.items()]}
-    dets = []
-    for i, (rec, res) in enumerate(zip(records, results, strict=True), start=1):
-        gt["images"].append({"id": i, "width": rec.width, "height": rec.height})
-        for b in rec.boxes:
-            if b.label in cat:
-                gt["annotations"].append(
-                    {
-                        "id": len(gt["annotations"]) + 1,
-                        "image_id": i,
-                        "category_id": cat[b.label],
-                        "bbox": [b.x1, b.y1, b.width, b.height],
-                        "area": b.width * b.height,
-                        "iscrowd": 0,
-                    }
-                )
-        for d in res.boxes:
-            dets.append(
-                {
-                    "image_id": i,
-                    "category_id": cat[d.label],
-                    "score": d.score,
-                    "bbox": [d.x1, d.y1, d.x2 - d.x1, d.y2 - d.y1],
-                }
-            )
+    # Ground truth in the same COCO form the box datasets are written in (image ids 1..n, in order);
+    # boxes of labels the model does not know are left out, detections are the scan results.
+    known = [ImageRecord(r.file, r.width, r.height, [b for b in r.boxes if b.label in classes]) for r in records]
+    gt = coco_annotations(known, classes)
+    cat = {c["name"]: c["id"] for c in gt["categories"]}
+    dets = [
+        {"image_id": i, "category_id": cat[d.label], "score": d.score, "bbox": [d.x1, d.y1, d.x2 - d.x1, d.y2 - d.y1]}
+        for i, res in enumerate(results, start=1)
+        for d in res.boxes
+    ]
     if not gt["annotations"]:
         return {"ap50": None, "ap": None, "per_class_ap50": {}}
     if not dets:
