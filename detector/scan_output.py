@@ -49,23 +49,26 @@ class ScanWriter:
     def add(self, r: ScanResult, pixels: np.ndarray | None) -> None:
         if self.out_dir is not None and pixels is not None:
             name = self._name(r.path)
-            write_rgb(self.out_dir / name.with_suffix(".jpg"), annotate(pixels, r, self.meta.classes))
+            write_rgb(self.out_dir / f"{name}.jpg", annotate(pixels, r, self.meta.classes))
             for label, heat in (r.heatmaps or {}).items():
                 write_rgb(self.out_dir / f"{name}.heatmap-{label}.jpg", heatmap_overlay(pixels, heat))
         if self.fmt == "jsonl":
-            line = to_jsonl_line(r)
-            if self.stream:
-                self.stream.write(line)
-                self.stream.flush()
-            else:
-                self.console.out(line, end="", highlight=False)
+            self._emit(to_jsonl_line(r))
         elif self.fmt == "text":
-            self._text(r)
+            self._emit(self._text(r))
         else:
             r.heatmaps = None
             self.kept.append(r)
 
-    def _text(self, r: ScanResult) -> None:
+    def _emit(self, text: str) -> None:
+        """One image's lines, flushed at once: a kill loses at most the line being written (resume skips it)."""
+        if self.stream:
+            self.stream.write(text)
+            self.stream.flush()
+        else:
+            self.console.out(text, end="", highlight=False)
+
+    def _text(self, r: ScanResult) -> str:
         lines = []
         if r.errors:
             lines.append(f"{r.path}: error: {'; '.join(r.errors)}")
@@ -82,11 +85,7 @@ class ScanWriter:
                         f"  {b.label:<16} {b.score:.3f}  x1={b.x1:.0f} y1={b.y1:.0f} x2={b.x2:.0f} "
                         f"y2={b.y2:.0f}  (scale {b.scale:.3f})"
                     )
-        text = "\n".join(lines) + "\n"
-        if self.stream:
-            self.stream.write(text)
-        else:
-            self.console.out(text, end="", highlight=False)
+        return "\n".join(lines) + "\n"
 
     def close(self) -> None:
         if self.fmt in ("json", "csv", "coco"):
