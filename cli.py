@@ -403,7 +403,7 @@ def scan(
     batch_size: Annotated[int, typer.Option()] = 32,
     cam_threshold: Annotated[float | None, typer.Option(help="Box pixels: this fraction of a tile map's peak.")] = None,
     cam_method: Annotated[str, typer.Option(help="gradcam or gradcam++.")] = "gradcam",
-    merge: Annotated[str, typer.Option(help="Boxes across pyramid levels: fuse, nms or finest.")] = "fuse",
+    merge: Annotated[str, typer.Option(help="Boxes across pyramid levels: nms, fuse or finest.")] = "nms",
     max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs).")] = 100_000_000,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
 ) -> None:
