@@ -54,7 +54,7 @@ def done_in_jsonl(path: Path) -> dict[str, str]:
 def _load(path: Path, max_pixels: int) -> tuple[LoadedImage | None, str, str]:
     try:
         img = load_image(path, max_pixels)
-        return img, file_sha256(path), ""
+        return img, img.sha256, ""
     except ImageLoadError as e:
         return None, "", e.reason
     except OSError as e:  # unreadable after the decode (permissions, vanished): still a value

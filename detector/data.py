@@ -146,7 +146,7 @@ def decode_samples(
     def one(s: Sample) -> DecodedSample | tuple[str, str]:
         try:
             img = load_image(s.path, draft_size=(size * 2, size * 2))
-            return DecodedSample(s, file_sha256(s.path), resize_to(img.pixels, size))
+            return DecodedSample(s, img.sha256, resize_to(img.pixels, size))
         except ImageLoadError as e:
             return (str(s.path), e.reason)
 

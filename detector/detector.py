@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from detector.backends import Backend, open_backend
-from detector.data import file_sha256
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import DEFAULT_MAX_PIXELS, load_image
 from detector.results import ScanResult
@@ -69,7 +68,7 @@ class Detector:
         except ImageLoadError as e:
             return self.error_result(str(image), e.reason)
         result = scan_pixels(self.backend, loaded.pixels, opts, str(image))
-        result.sha256 = file_sha256(Path(image))
+        result.sha256 = loaded.sha256
         return result
 
     def error_result(self, path: str, reason: str) -> ScanResult:

@@ -6,6 +6,8 @@ truncated or misnamed. Everything downstream wants one thing: an RGB uint8 array
 
 from __future__ import annotations
 
+import hashlib
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ class LoadedImage:
     pixels: np.ndarray  # HxWx3 uint8, RGB, EXIF orientation applied
     path: str
     original_size: tuple[int, int]  # (width, height) after orientation
+    sha256: str = ""  # of the file's bytes, hashed from the same read that decoded them
 
 
 def is_image_path(path: Path) -> bool:
@@ -70,9 +73,10 @@ def load_image(
             raise ImageLoadError(str(path), "no such file")
         if p.stat().st_size == 0:
             raise ImageLoadError(str(path), "empty file (0 bytes)")
+        data = p.read_bytes()  # one read serves both the content hash and the decoder
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
+            with Image.open(io.BytesIO(data)) as img:
                 w, h = img.size
                 if w * h > max_pixels:
                     raise ImageLoadError(str(path), f"too many pixels ({w}x{h} > {max_pixels:,}); raise --max-pixels")
@@ -97,7 +101,12 @@ def load_image(
         raise ImageLoadError(str(path), f"cannot decode: {msg}") from None
     except (ValueError, SyntaxError, EOFError) as e:
         raise ImageLoadError(str(path), f"cannot decode: {e}") from None
-    return LoadedImage(pixels=pixels, path=str(path), original_size=(pixels.shape[1], pixels.shape[0]))
+    return LoadedImage(
+        pixels=pixels,
+        path=str(path),
+        original_size=(pixels.shape[1], pixels.shape[0]),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def resize_to(pixels: np.ndarray, size: int) -> np.ndarray:
