@@ -383,6 +383,40 @@ def calibrate(
 
 
 @app.command()
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="The model directory to export.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The .onnx file to write.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    quantize: Annotated[str, typer.Option(help="none (fp32), fp16 or int8 (static QDQ).")] = "none",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Tiles or scenes: int8 calibrates on its train split, checks run on val+test."),
+    ] = None,
+    check: Annotated[bool, typer.Option(help="Compare the file with Keras on sample tiles.")] = True,
+) -> None:
+    """Export a model to one self-describing ONNX file (scores, CAMs, metadata), checked against Keras."""
+    from detector.errors import DetectorError
+
+    import_tensorflow_quietly()
+    from export.onnx_export import export_model
+
+    try:
+        report = export_model(
+            model_dir, out_file, opset, quantize, data, check, log=lambda s: err.print(s, highlight=False)
+        )
+    except DetectorError as e:
+        _fail(e)
+    from detector.tables import export_table
+
+    if report.checks:
+        out.print(export_table(report.checks))
+    out.print(
+        f"wrote {report.path} ({report.precision}, {report.size_bytes / 1e6:.1f} MB) in {report.seconds:.0f} s",
+        highlight=False,
+    )
+
+
+@app.command()
 def scan(
     inputs: Annotated[list[Path], typer.Argument(metavar="IMAGE_OR_DIR...", help="Images and/or folders.")],
     model: Annotated[

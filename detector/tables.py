@@ -91,3 +91,20 @@ def scene_table(rep: dict) -> Table:
     t.add_section()
     t.add_row("all", "", "", "", _pct(rep["box"]["ap50"]))
     return t
+
+
+def export_table(checks: list) -> Table:
+    """ONNX file(s) vs Keras on the same tiles (export.onnx_export.Agreement rows)."""
+    t = Table(title="ONNX vs Keras on held-back tiles")
+    for col in ("precision", "tiles", "max |dprob|", "CAM correlation", "verdict agreement", "ms/tile (ORT)"):
+        t.add_column(col, justify="left" if col == "precision" else "right")
+    for a in checks:
+        t.add_row(
+            a.precision,
+            str(a.tiles),
+            f"{a.max_abs_prob:.1e}",
+            f"{a.cam_correlation:.6f}",
+            _pct(a.verdict_agreement),
+            f"{a.ms_per_tile:.2f}",
+        )
+    return t

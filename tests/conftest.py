@@ -59,3 +59,13 @@ def trained_model(scene_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
     )
     train(cfg, log=lambda s: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def exported_onnx(trained_model: Path, scene_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The session model exported to fp32 ONNX (parity-checked on held-back tiles of its own data)."""
+    from export.onnx_export import export_model
+
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    report = export_model(trained_model, out, data=scene_data / "tiles", log=lambda s: None)
+    return report

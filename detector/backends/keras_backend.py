@@ -16,9 +16,34 @@ from detector.backends.base import BackendOutput
 from detector.model import ModelMeta, load_model_dir, model_sha256
 
 
+def cam_forward(model):
+    """pixels (N, H, W, 3) -> (probs, cams, features), any H and W: the graph Keras runs and ONNX exports.
+
+    The head is applied as a 1x1 convolution at every location (the per-location class logits, i.e.
+    the CAM), and the image logits are their spatial mean: for a linear head over global average
+    pooling this is exactly the classifier's own output (dropout is off at inference).
+    """
+    import keras
+    import tensorflow as tf
+
+    pixels = keras.Input(shape=(None, None, 3), name="pixels")
+    features_model = keras.Model(pixels, model.get_layer("backbone")(model.get_layer("preprocess")(pixels)))
+    dense = model.get_layer("logits")
+    kernel = np.asarray(dense.kernel.numpy(), np.float32)[None, None]  # (1, 1, channels, classes)
+    bias = np.asarray(dense.bias.numpy(), np.float32)
+
+    def forward(t: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        # constants made inside the traced function are graph constants, not captured inputs (tf2onnx)
+        f = features_model(t, training=False)
+        cams = tf.nn.bias_add(tf.nn.conv2d(f, tf.constant(kernel), strides=1, padding="VALID"), tf.constant(bias))
+        logits = tf.reduce_mean(cams, axis=(1, 2))
+        return tf.nn.softmax(logits), cams, f
+
+    return forward
+
+
 class KerasBackend:
     def __init__(self, model, meta: ModelMeta, model_name: str = "", sha256: str = "") -> None:
-        import keras
         import tensorflow as tf
 
         self.meta = meta
@@ -26,22 +51,10 @@ class KerasBackend:
         self.name = "keras"
         self.model_name = model_name
         self.model_sha256 = sha256
-        pixels = keras.Input(shape=(None, None, 3), name="pixels")
-        x = model.get_layer("preprocess")(pixels)
-        features = model.get_layer("backbone")(x)
-        self.cam_model = keras.Model(pixels, features)
         dense = model.get_layer("logits")
         self.head_kernel = np.asarray(dense.kernel.numpy(), np.float32)  # (channels, classes)
         self.head_bias = np.asarray(dense.bias.numpy(), np.float32)
-        kernel, bias = tf.constant(self.head_kernel), tf.constant(self.head_bias)
-
-        def forward(t: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-            f = self.cam_model(t, training=False)
-            cams = tf.einsum("nhwk,kc->nhwc", f, kernel) + bias
-            logits = tf.reduce_mean(cams, axis=(1, 2))
-            return tf.nn.softmax(logits), cams, f
-
-        self._forward = tf.function(forward, reduce_retracing=True)
+        self._forward = tf.function(cam_forward(model), reduce_retracing=True)
 
     @classmethod
     def load(cls, model_dir: str | Path) -> KerasBackend:

@@ -1,0 +1,72 @@
+"""The onnxruntime backend: an exported `.onnx` file, no TensorFlow in the process.
+
+It picks the fastest execution provider the installed onnxruntime offers (TensorRT, then CUDA, then
+the CPU) and uses every core the process may run on. Everything the pipeline needs besides the
+weights (classes, thresholds, CAM layer, the head for Grad-CAM++) comes from the file's metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from detector.backends.base import BackendOutput
+from detector.backends.onnx_meta import CAM, FEATURES, INPUT, PROBS, read_metadata
+from detector.data import file_sha256
+from detector.errors import ModelDirError
+
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def pick_providers(available: list[str]) -> list[str]:
+    """The preferred providers this onnxruntime build has, best first; the CPU is always last."""
+    chosen = [p for p in PREFERRED_PROVIDERS if p in available]
+    return chosen or ["CPUExecutionProvider"]
+
+
+class OnnxBackend:
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelDirError(f"{path}: no such ONNX file (make one with `detect export MODEL_DIR --out {path}`)")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or usable_cores()
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(path), opts, providers=providers or pick_providers(ort.get_available_providers())
+            )
+            meta, kernel, bias, props = read_metadata(self.session.get_modelmeta().custom_metadata_map)
+        except (KeyError, ValueError) as e:
+            raise ModelDirError(f"{path}: not a logo-detector ONNX export ({e})") from None
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            text = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+            raise ModelDirError(f"{path}: cannot load ({text[:200]})") from None
+        self.meta = meta
+        self.head_kernel, self.head_bias = kernel, bias
+        self.props = props
+        self.providers = self.session.get_providers()
+        self.name = f"onnx ({self.providers[0]}, {props.get('precision', 'fp32')})"
+        self.model_name = path.stem
+        self.model_sha256 = file_sha256(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> OnnxBackend:
+        return cls(path)
+
+    def predict(self, tiles: np.ndarray, with_features: bool = False) -> BackendOutput:
+        wanted = [PROBS, CAM, FEATURES] if with_features else [PROBS, CAM]
+        out = self.session.run(wanted, {INPUT: np.ascontiguousarray(tiles, dtype=np.float32)})
+        return BackendOutput(out[0], out[1], out[2] if with_features else None)
