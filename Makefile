@@ -7,7 +7,7 @@ DEMO   ?= demo-output
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean node
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# examples/node's dependencies (onnxruntime-node, pngjs, jpeg-js). `make test` does not need this first:
+# tests/test_node_example.py runs `npm ci` itself when they are missing.
+node:
+	npm ci --prefix examples/node --no-audit --no-fund
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -438,6 +438,9 @@ def scan(
     cam_threshold: Annotated[float | None, typer.Option(help="Box pixels: this fraction of a tile map's peak.")] = None,
     cam_method: Annotated[str, typer.Option(help="gradcam or gradcam++.")] = "gradcam",
     merge: Annotated[str, typer.Option(help="Boxes across pyramid levels: nms, fuse or finest.")] = "nms",
+    mode: Annotated[
+        str, typer.Option(help="tiles (cut every window) or dense (one backbone pass per pyramid level, faster).")
+    ] = "tiles",
     max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs).")] = 100_000_000,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
 ) -> None:
@@ -464,6 +467,7 @@ def scan(
             cam_threshold=cam_threshold,
             cam_method=cam_method,
             merge=merge,
+            mode=mode,
         )
         if backend != "onnx" and (model is None or model.suffix.lower() != ".onnx"):
             import_tensorflow_quietly()

@@ -46,8 +46,15 @@ class ThresholdChoice:
     reached: bool  # False when no threshold reaches the target precision
 
 
-def choose_threshold(y: np.ndarray, scores: np.ndarray, target_precision: float | None) -> ThresholdChoice:
-    """Max-F1 threshold, or the lowest one whose precision >= target (i.e. the most recall)."""
+def choose_threshold(
+    y: np.ndarray, scores: np.ndarray, target_precision: float | None, among: str = "recall"
+) -> ThresholdChoice:
+    """Max-F1 threshold, or, of those whose precision >= target, the one with the most recall (or F1).
+
+    `among="f1"` is for small validation sets: the most-recall threshold sits at the edge where
+    precision just reaches the target (with few negatives, almost anywhere), and does not carry over;
+    the best-F1 one of the same set stays clear of both classes.
+    """
     if not y.any():
         return ThresholdChoice(0.5, float("nan"), float("nan"), False)
     prec, rec, thr = precision_recall_curve(y, scores)
@@ -60,7 +67,11 @@ def choose_threshold(y: np.ndarray, scores: np.ndarray, target_precision: float 
     if len(ok) == 0:
         i = int(np.argmax(prec))
         return ThresholdChoice(_with_margin(thr[i], scores), float(prec[i]), float(rec[i]), False)
-    i = int(ok[np.argmax(rec[ok])])
+    if among == "f1":
+        f1 = 2 * prec * rec / np.maximum(prec + rec, 1e-12)
+        i = int(ok[np.argmax(f1[ok])])
+    else:
+        i = int(ok[np.argmax(rec[ok])])
     return ThresholdChoice(_with_margin(thr[i], scores), float(prec[i]), float(rec[i]), True)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from detector.backends.base import Backend
 from detector.boxes import MERGE_METHODS, Detection, LevelCanvas, fits_level, merge_levels
 from detector.cam import CAM_METHODS, gradcam_from_cams, gradcam_pp
+from detector.dense import dense_evidence
 from detector.errors import DetectorError
 from detector.model import CAM_GEOMETRY
 from detector.results import ScanResult
@@ -23,6 +24,7 @@ from detector.tiling import Tile, cut_tiles, default_scales, pyramid_tiles, scal
 CANVAS_SIDE = 640
 DEFAULT_CAM_THRESHOLD = 0.5
 DEFAULT_JOIN_CELLS = 3.0
+SCAN_MODES = ("tiles", "dense")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class ScanOptions:
     tile_threshold: float | None = None  # None: the model's per-class tile thresholds
     join_cells: float | None = None  # CAM fragments this many map cells apart are one logo; None: the model's
     merge: str = "nms"  # how boxes of the pyramid levels become one per logo (see boxes.merge_levels)
+    mode: str = "tiles"  # "tiles": cut every window; "dense": one backbone pass per level (detector.dense)
 
     def validate(self) -> None:
         if self.cam_method not in CAM_METHODS:
@@ -51,6 +54,8 @@ class ScanOptions:
             raise DetectorError(f"--merge must be one of {', '.join(MERGE_METHODS)}")
         if self.batch_size < 1:
             raise DetectorError("--batch-size must be at least 1")
+        if self.mode not in SCAN_MODES:
+            raise DetectorError(f"--mode must be one of {', '.join(SCAN_MODES)}")
 
 
 def plan_scales(width: int, height: int, tile: int, opts: ScanOptions) -> list[float]:
@@ -112,14 +117,18 @@ def support_score(d: Detection, tiles: list[Tile], p: np.ndarray) -> Detection:
 
 
 def tile_evidence(backend: Backend, pixels: np.ndarray, opts: ScanOptions) -> TileEvidence:
-    """image -> pyramid tiles -> backend: the only stage that runs the model."""
+    """image -> pyramid windows -> backend: the only stage that runs the model (either mode)."""
     t0 = time.perf_counter()
     h, w = pixels.shape[:2]
     size = backend.meta.input_size
-    tiles = pyramid_tiles(w, h, plan_scales(w, h, size, opts), size, opts.overlap)
+    scales = plan_scales(w, h, size, opts)
+    need_features = opts.boxes and opts.cam_method == "gradcam++"
+    if opts.mode == "dense":
+        tiles, probs, cams, feats = dense_evidence(backend, pixels, scales, opts.overlap, need_features)
+        return TileEvidence(w, h, tiles, probs, cams, feats, (time.perf_counter() - t0) * 1e3, 0.0)
+    tiles = pyramid_tiles(w, h, scales, size, opts.overlap)
     tile_px = cut_tiles(pixels, tiles)
     t1 = time.perf_counter()
-    need_features = opts.boxes and opts.cam_method == "gradcam++"
     probs, cams, feats = classify_tiles(backend, tile_px, opts.batch_size, need_features)
     t2 = time.perf_counter()
     return TileEvidence(w, h, tiles, probs, cams, feats, (t2 - t1) * 1e3, (t1 - t0) * 1e3)

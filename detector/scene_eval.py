@@ -2,9 +2,9 @@
 
 Calibration (`detect calibrate`) picks, on validation scenes, the image-level threshold of each logo
 class (the best tile's probability: the maximum over many tiles inflates false positives, so it needs
-its own threshold), and the CAM threshold and fragment-joining distance that give the best box
-AP@0.5, and stores them in model.json. The model runs once per image; only the cheap box stage is
-repeated per candidate.
+its own threshold; the best-F1 one among those reaching the target precision, see `choose_threshold`),
+and the CAM threshold and fragment-joining distance that give the best box AP@0.5, and stores them in
+model.json. The model runs once per image; only the cheap box stage is repeated per candidate.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def calibrate(
             continue
         y = np.array([any(b.label == c for b in r.boxes) for r, _ in evidence])
         s = np.array([float(ev.probs[:, ci].max()) if len(ev.probs) else 0.0 for _, ev in evidence])
-        ch = choose_threshold(y, s, target_precision)
+        ch = choose_threshold(y, s, target_precision, among="f1")
         image_thresholds[c] = float(ch.threshold)
         chosen[c] = {
             "threshold": float(ch.threshold),
