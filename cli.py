@@ -233,6 +233,9 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     cache_dir: Annotated[Path | None, typer.Option(help="Bottleneck cache (default ~/.cache/logo-detector).")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after the epoch that passes this.")] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from this trained model directory (e.g. after `detect mine`).")
+    ] = None,
 ) -> None:
     """Train a logo classifier (Inception v3 transfer learning) on a class-folder dataset."""
     from detector.errors import DetectorError
@@ -264,6 +267,7 @@ def train(
         seed=seed,
         cache_dir=str(cache_dir) if cache_dir else None,
         max_minutes=max_minutes,
+        init=str(init) if init else None,
     )
     import_tensorflow_quietly()
     try:
@@ -334,6 +338,33 @@ def _evaluate_scenes(model_dir: Path, data_dir: Path, split: str, batch_size: in
     path = dest / f"scenes-{data_dir.name}-{split}.json"
     path.write_text(json.dumps(rep, indent=2) + "\n")
     out.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def mine(
+    model: Annotated[Path, typer.Argument(help="A trained model directory or .onnx file.")],
+    scenes: Annotated[Path, typer.Argument(help="The training scenes (a box dataset).")],
+    tiles: Annotated[Path, typer.Option("--out", help="The class-folder tile dataset to add hard negatives to.")],
+    per_scene: Annotated[int, typer.Option(help="At most this many false windows per scene.")] = 6,
+    split: Annotated[str, typer.Option(help="Scenes to mine: all, train, val or test (by name hash).")] = "all",
+) -> None:
+    """Add the windows the model wrongly calls a logo to the negative class; then `detect train --init`."""
+    from detector.backends import open_backend
+    from detector.boxdata import read_box_dataset
+    from detector.errors import DetectorError
+    from detector.mining import mine_hard_negatives
+
+    if model.suffix.lower() != ".onnx":
+        import_tensorflow_quietly()
+    try:
+        rep = mine_hard_negatives(open_backend(model), read_box_dataset(scenes), tiles, split, per_scene)
+    except DetectorError as e:
+        _fail(e)
+    out.print(
+        f"{rep.scenes} scenes, {rep.windows} windows: {rep.false_windows} false logo windows; "
+        f"wrote {rep.written} hard negatives to {rep.out}",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -495,6 +526,57 @@ def scan(
             f"{summary.with_logo} with a logo ({per}), {summary.errors} error(s)",
             highlight=False,
         )
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory or .onnx file (default: $DETECT_MODEL, else the demo model).")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="auto, keras or onnx.")] = "auto",
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="DETECT_API_KEY", help="Require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' on /v1/*."),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest file (image or zip) in MB; larger: 413.")] = 20.0,
+    max_files: Annotated[int, typer.Option(help="Most files in one request (zip members included).")] = 100,
+    max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs): 413.")] = 100_000_000,
+    max_batch: Annotated[int, typer.Option(help="Most tiles in one shared model call.")] = 128,
+    batching: Annotated[
+        bool, typer.Option("--batching/--no-batching", help="Merge concurrent requests' tiles into shared model calls.")
+    ] = True,
+    max_queue: Annotated[int, typer.Option(help="Requests scanning at once; more get 503 + Retry-After.")] = 32,
+    scan_threads: Annotated[int, typer.Option(help="Images decoded/tiled/scanned at once.")] = 8,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
+) -> None:
+    """Serve the scanner over HTTP: REST API (/v1/scan, /v1/scan/batch, /v1/model), docs at /docs, a page at /."""
+    from detector.errors import DetectorError
+    from detector.serve.config import ServeConfig
+    from detector.serve.server import serve as run_server
+
+    config = ServeConfig(
+        model=model,
+        backend=backend,
+        host=host,
+        port=port,
+        api_key=api_key or None,
+        max_upload_mb=max_upload_mb,
+        max_files=max_files,
+        max_pixels=max_pixels,
+        batching=batching,
+        max_batch=max_batch,
+        max_queue=max_queue,
+        scan_threads=scan_threads,
+    )
+    try:
+        config.validate()
+        if backend != "onnx" and (model is None or model.suffix.lower() != ".onnx"):
+            import_tensorflow_quietly()
+        run_server(config, access_log=access_log)
+    except DetectorError as e:
+        _fail(e)
 
 
 def run() -> None:

@@ -8,12 +8,17 @@ class DetectorError(Exception):
 
 
 class ImageLoadError(DetectorError):
-    """A file that cannot be turned into pixels; `reason` is short enough for a report column."""
+    """A file that cannot be turned into pixels; `reason` is short enough for a report column.
 
-    def __init__(self, path: str, reason: str) -> None:
+    `kind` is for programs (the server maps it to HTTP statuses): missing, empty, too_many_pixels,
+    not_an_image or undecodable.
+    """
+
+    def __init__(self, path: str, reason: str, kind: str = "undecodable") -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.kind = kind
 
 
 class WeightsError(DetectorError):

@@ -70,16 +70,17 @@ def load_image(
     p = Path(path)
     try:
         if not p.is_file():
-            raise ImageLoadError(str(path), "no such file")
+            raise ImageLoadError(str(path), "no such file", "missing")
         if p.stat().st_size == 0:
-            raise ImageLoadError(str(path), "empty file (0 bytes)")
+            raise ImageLoadError(str(path), "empty file (0 bytes)", "empty")
         data = p.read_bytes()  # one read serves both the content hash and the decoder
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise ImageLoadError(str(path), f"too many pixels ({w}x{h} > {max_pixels:,}); raise --max-pixels")
+                    reason = f"too many pixels ({w}x{h} > {max_pixels:,}); raise --max-pixels"
+                    raise ImageLoadError(str(path), reason, "too_many_pixels")
                 if getattr(img, "is_animated", False):
                     img.seek(0)
                 if draft_size is not None and img.format == "JPEG":
@@ -91,9 +92,9 @@ def load_image(
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
-        raise ImageLoadError(str(path), "not an image (unrecognised format)") from None
+        raise ImageLoadError(str(path), "not an image (unrecognised format)", "not_an_image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(str(path), "too many pixels (decompression bomb guard)") from None
+        raise ImageLoadError(str(path), "too many pixels (decompression bomb guard)", "too_many_pixels") from None
     except OSError as e:
         msg = str(e) or e.__class__.__name__
         if "truncated" in msg.lower():

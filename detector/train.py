@@ -71,6 +71,7 @@ class TrainConfig:
     test_percent: float = 10.0
     max_minutes: float | None = None
     bn_momentum: float | None = None
+    init: str | None = None  # a model directory to start from (e.g. after adding mined hard negatives)
 
     @property
     def distort(self) -> bool:
@@ -305,7 +306,13 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     run.dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
 
-    if state is None:
+    if state is None and cfg.init:
+        classifier, meta = _init_from(cfg.init, ds)
+        run.save_model(classifier, run.initial)
+        state = _State(phase="fine_tune" if cfg.fine_tune else "head", config=asdict(cfg))
+        run.save_state(state)
+        log(f"starting from {cfg.init} ({meta.weights_origin})")
+    elif state is None:
         classifier, meta = new_model(
             ds.classes, ds.negative_class, cfg.weights, cfg.input_size, cfg.cam_layer, cfg.dropout, cfg.bn_momentum
         )
@@ -317,7 +324,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
             log("no pretrained weights and --fine-tune all: training the whole network from scratch")
     else:
         classifier = keras.models.load_model(run.initial, compile=False, safe_mode=True)
-        meta = _meta_from_config(ds, cfg, state)
+        meta = _init_from(cfg.init, ds)[1] if cfg.init else _meta_from_config(ds, cfg, state)
 
     size = meta.input_size
     train_s, val_s = ds.in_split("train"), ds.in_split("val")
@@ -366,6 +373,25 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     save_model_dir(classifier, meta, out)
     shutil.rmtree(run.dir, ignore_errors=True)
     return TrainResult(out, meta, state.finished, skipped, computed, cached)
+
+
+def _init_from(model_dir: str, ds: Dataset) -> tuple[keras.Model, ModelMeta]:
+    """A trained model to continue from: same classes, its input size and CAM layer; thresholds redone."""
+    from detector.model import load_model_dir, model_sha256
+
+    classifier, old = load_model_dir(model_dir)
+    if old.classes != ds.classes:
+        raise DatasetError(f"--init {model_dir}: its classes {old.classes} differ from the data's {ds.classes}")
+    meta = ModelMeta(
+        classes=old.classes,
+        negative_class=old.negative_class,
+        input_size=old.input_size,
+        cam_layer=old.cam_layer,
+        weights_origin=f"init:{Path(model_dir).name}:sha256={model_sha256(model_dir)[:16]}",
+        dropout=old.dropout,
+        bn_momentum=old.bn_momentum,
+    )
+    return classifier, meta
 
 
 def _meta_from_config(ds: Dataset, cfg: TrainConfig, state: _State) -> ModelMeta:

@@ -86,6 +86,22 @@ def test_heatmap_peaks_on_the_logo(detector: Detector) -> None:
     assert 190 <= x / k <= 280 and 110 <= y / k <= 200
 
 
+def test_boxes_overlap_the_true_box_by_half(detector: Detector) -> None:
+    """One logo per scene, sizes across the default range: the box found has IoU >= 0.5 with the truth."""
+    cases = [
+        (seed, x, y, side)
+        for seed, (x, y, side) in enumerate(
+            [(40, 50, 90), (180, 90, 70), (120, 40, 110), (60, 120, 60), (200, 30, 80), (100, 100, 100)]
+        )
+    ]
+    ious = []
+    for seed, x, y, side in cases:
+        r = detector.scan(_scene(20 + seed, [(x, y, side)]))
+        ious.append(_best_iou(r, (x, y, x + side, y + side)))
+    print("best IoU per scene:", [round(i, 2) for i in ious])
+    assert np.median(ious) >= 0.5 and sum(i >= 0.5 for i in ious) >= 4
+
+
 def _center_inside(b, box: tuple[int, int, int, int]) -> bool:
     cx, cy = (b.x1 + b.x2) / 2, (b.y1 + b.y2) / 2
     return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]

@@ -1,0 +1,339 @@
+"""The FastAPI app: routes, auth, admission control and the thread pool the scans run in.
+
+Everything slow happens off the event loop: decoding, tiling and box finding run in a bounded
+`ThreadPoolExecutor`, and their model calls meet in the `MicroBatchingBackend`. The loop only moves
+bytes. Admission is counted per request (scanning or waiting for a scan thread): past `max_queue`,
+a request gets 503 with Retry-After at once instead of waiting behind work it cannot see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.background import BackgroundTask
+
+from detector.detector import Detector
+from detector.serve.batching import MicroBatchingBackend
+from detector.serve.config import ServeConfig
+from detector.serve.errors import ApiError, install_error_handlers
+from detector.serve.options import OPTIONS, RequestOptions, parse_options
+from detector.serve.scanning import scan_record, scan_upload
+from detector.serve.uploads import (
+    Received,
+    Upload,
+    is_zip,
+    make_request_dir,
+    receive_multipart,
+    request_dir,
+    unpack_zip,
+)
+
+STATIC = Path(__file__).parent / "static"
+
+
+class Admission:
+    """At most `limit` requests scanning at once; the rest are told to come back (503 Retry-After).
+
+    Only touched from the event loop, so a plain counter is enough.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def acquire(self) -> Callable[[], None]:
+        """Take a slot or raise 503; returns the release function (safe to call more than once)."""
+        if self.active >= self.limit:
+            raise ApiError(
+                503,
+                "overloaded",
+                f"the server is busy ({self.active} requests scanning, limit {self.limit}); retry shortly",
+                {"Retry-After": "1"},
+            )
+        self.active += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.active -= 1
+
+        return release
+
+
+_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer KEY")
+_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: KEY")
+
+
+def _auth_dependency(api_key: str | None) -> list:
+    """Bearer or X-API-Key, compared in constant time; no dependency at all when no key is set."""
+    if api_key is None:
+        return []
+    want = api_key.encode()
+
+    async def check(
+        creds: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+        key: Annotated[str | None, Security(_KEY_HEADER)],
+    ) -> None:
+        given = key or (creds.credentials if creds else "")
+        if not given or not secrets.compare_digest(given.encode(), want):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                {"WWW-Authenticate": "Bearer"},
+            )
+
+    return [Depends(check)]
+
+
+def _openapi_for_uploads(batch: bool) -> dict[str, Any]:
+    """Request docs for the hand-parsed multipart body (FastAPI cannot infer them from the signature)."""
+    files_help = (
+        "Images, or one zip of images (members that are not images become error records)."
+        if batch
+        else "One or more images."
+    )
+    props: dict[str, Any] = {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": files_help}
+    }
+    props.update({name: {"type": t, "description": h} for name, (t, h) in OPTIONS.items()})
+    params = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": t}, "description": h}
+        for name, (t, h) in OPTIONS.items()
+    ]
+    return {
+        "parameters": params,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": props, "required": ["files"]}}
+            },
+        },
+    }
+
+
+_ERROR_SCHEMA = {
+    "content": {
+        "application/json": {
+            "example": {"error": {"code": "not_an_image", "message": "x.txt: not an image (unrecognised format)"}}
+        }
+    }
+}
+_SCAN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "API key missing or wrong", **_ERROR_SCHEMA},
+    413: {"description": "a file over --max-upload-mb, too many files, or an image over --max-pixels", **_ERROR_SCHEMA},
+    415: {"description": "not multipart, or a file that is not an image", **_ERROR_SCHEMA},
+    422: {"description": "an invalid option, or an image that cannot be decoded", **_ERROR_SCHEMA},
+    503: {"description": "too many requests scanning; retry after the Retry-After seconds", **_ERROR_SCHEMA},
+}
+
+
+def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
+    """The app around one loaded detector (its backend possibly a MicroBatchingBackend)."""
+    executor = ThreadPoolExecutor(max_workers=config.scan_threads, thread_name_prefix="scan")
+    admission = Admission(config.max_queue)
+    batcher = detector.backend if isinstance(detector.backend, MicroBatchingBackend) else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # uvicorn has finished the in-flight requests by now (SIGTERM/SIGINT): stop the workers cleanly.
+        executor.shutdown(wait=True, cancel_futures=True)
+        if batcher is not None:
+            batcher.close()
+
+    app = FastAPIOffline(
+        title="logo-detector",
+        version=detector.meta.version,
+        description=(
+            "Find brand logos in photos: verdicts, scores and boxes. Results are the JSON of "
+            '`detect scan --format json`. Errors are `{"error": {"code", "message"}}`.'
+        ),
+        redoc_url=None,
+        static_url="/docs-static",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    auth = _auth_dependency(config.api_key)
+
+    async def run(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    async def receive(request: Request, workdir: Path) -> Received:
+        got = await receive_multipart(request, workdir, config.max_upload_bytes, config.max_files)
+        got.fields.pop("files", None)  # a text part named 'files' (no file name): reported as no files below
+        if not got.files:
+            raise ApiError(422, "no_files", "no files in the request: send one or more parts named 'files'")
+        return got
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/healthz", summary="Liveness and load", tags=["service"])
+    async def healthz() -> dict[str, Any]:
+        """Open even with --api-key (load balancers and the page use it); says whether a key is needed."""
+        return {
+            "status": "ok",
+            "model": detector.backend.model_name,
+            "auth_required": config.api_key is not None,
+            "queue": {"active": admission.active, "limit": admission.limit},
+            "batching": batcher.stats.as_dict() if batcher else None,
+        }
+
+    @app.get("/v1/model", summary="The loaded model", tags=["scan"], dependencies=auth)
+    async def model() -> dict[str, Any]:
+        """Classes, tile and image thresholds, CAM settings, training metadata (model.json), server limits."""
+        meta = detector.meta
+        return {
+            "model": {
+                "name": detector.backend.model_name,
+                "sha256": detector.backend.model_sha256,
+                "backend": detector.backend.name,
+            },
+            "positive_classes": meta.positive_classes,
+            **asdict(meta),
+            "limits": {
+                "max_upload_mb": config.max_upload_mb,
+                "max_files": config.max_files,
+                "max_pixels": config.max_pixels,
+                "max_queue": config.max_queue,
+                "micro_batching": config.batching,
+                "max_batch": config.max_batch if config.batching else None,
+            },
+        }
+
+    @app.post(
+        "/v1/scan",
+        summary="Scan one or more images",
+        tags=["scan"],
+        dependencies=auth,
+        openapi_extra=_openapi_for_uploads(batch=False),
+        responses=_SCAN_ERRORS,
+    )
+    async def scan(request: Request) -> JSONResponse:
+        """The result of `detect scan --format json`: an object for one file, a list for several.
+
+        All or nothing: a file that is not an image fails the request (415; 413 over --max-pixels,
+        422 undecodable). /v1/scan/batch reports such files as error records instead.
+        """
+        with request_dir() as workdir:
+            got = await receive(request, workdir)
+            opts = parse_options(request.query_params, got.fields, detector.options)
+            release = admission.acquire()
+            try:
+                # Wait for every file, even after one failed, before the request dir goes away.
+                records = await asyncio.gather(
+                    *(run(scan_upload, detector, up, opts) for up in got.files), return_exceptions=True
+                )
+            finally:
+                release()
+        for r in records:
+            if isinstance(r, BaseException):
+                raise r
+        return JSONResponse(records[0] if len(records) == 1 else records)
+
+    @app.post(
+        "/v1/scan/batch",
+        summary="Scan many images, results streamed as NDJSON",
+        tags=["scan"],
+        dependencies=auth,
+        openapi_extra=_openapi_for_uploads(batch=True),
+        responses={200: {"content": {"application/x-ndjson": {}}}, **_SCAN_ERRORS},
+    )
+    async def scan_batch(request: Request) -> StreamingResponse:
+        """One JSON line per image as each finishes (not in upload order; `index` is the upload order).
+
+        Images from the multipart parts, or from inside any uploaded zip. A file that cannot be read
+        is a line with `errors`, like `detect scan --format jsonl`; the other files go on.
+        """
+        held = _Held(make_request_dir())
+        try:
+            got = await receive(request, held.workdir)
+            opts = parse_options(request.query_params, got.fields, detector.options)
+            files = await run(_expand_zips, got.files, held.workdir, config)
+            held.release = admission.acquire()
+        except BaseException:
+            held.close()
+            raise
+        return StreamingResponse(
+            _stream_records(detector, files, opts, run, config.batch_parallel, held.close),
+            media_type="application/x-ndjson",
+            background=BackgroundTask(held.close),  # also when the client hangs up before the first line
+        )
+
+    return app
+
+
+class _Held:
+    """What a streamed batch holds until its last line is sent: its temp dir and its admission slot.
+
+    `close` runs from the stream's `finally` and again from the response's background task (the only
+    hook left when the client hangs up before the stream starts); the second call does nothing.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.release: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        if self.release is not None:
+            self.release()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _expand_zips(files: list[Upload], workdir: Path, config: ServeConfig) -> list[Upload]:
+    out: list[Upload] = []
+    for up in files:
+        if is_zip(up):
+            out += unpack_zip(up, workdir, config.max_upload_bytes, config.max_files, len(out))
+        else:
+            out.append(up)
+    return out
+
+
+async def _stream_records(
+    detector: Detector,
+    files: list[Upload],
+    opts: RequestOptions,
+    run: Callable[..., Any],
+    parallel: int,
+    cleanup: Callable[[], None],
+) -> AsyncIterator[bytes]:
+    """Scan up to `parallel` files at once, yield each record as it completes; always clean up."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(index: int, up: Upload) -> dict[str, Any]:
+        async with gate:
+            try:
+                rec = await run(scan_record, detector, up, opts)
+            except Exception as e:  # a failure of the server, not of the file: still one line, others go on
+                rec = detector.error_result(up.name, f"internal error: {e.__class__.__name__}: {e}").as_dict()
+        rec["index"] = index
+        return rec
+
+    tasks = [asyncio.ensure_future(one(i, up)) for i, up in enumerate(files)]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            yield (json.dumps(await next_done, ensure_ascii=False) + "\n").encode()
+    finally:
+        for t in tasks:
+            t.cancel()
+        cleanup()

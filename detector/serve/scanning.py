@@ -1,0 +1,64 @@
+"""One uploaded file -> one result dict, the same dict `detect scan --format json` prints.
+
+Runs in a worker thread (decoding and tiling are CPU work). The result is `ScanResult.as_dict()`; with
+`heatmap=true` a `heatmaps` key is added: per label, a PNG data URL of an RGBA overlay at the
+stitched map's resolution (at most 640 px on the long side), JET colours with alpha rising with the
+evidence, meant to be stretched over the image (`<img>` on top, or drawn on a canvas).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detector.detector import Detector
+from detector.errors import ImageLoadError
+from detector.images import load_image
+from detector.serve.errors import load_error
+from detector.serve.options import RequestOptions
+from detector.serve.uploads import Upload
+
+
+def heatmap_data_url(heat: np.ndarray) -> str:
+    """A [0, 1] map as a transparent PNG overlay (data URL): hot = opaque red, cold = clear."""
+    h = np.clip(np.nan_to_num(heat.astype(np.float32)), 0, 1)
+    bgr = cv2.applyColorMap((h * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    alpha = (np.clip(h * 1.5, 0, 1) * 0.7 * 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", np.dstack([bgr, alpha]))
+    if not ok:  # pragma: no cover - cv2 encodes any uint8 BGRA array
+        raise RuntimeError("PNG encoding failed")
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def _scan_loaded(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str, Any]:
+    assert upload.path is not None
+    loaded = load_image(upload.path, det.max_pixels)  # raises ImageLoadError
+    result = det.scan(loaded.pixels, opts.scan)
+    result.path, result.sha256 = upload.name, loaded.sha256  # what Detector.scan(path) sets
+    record = result.as_dict()
+    if opts.heatmap:
+        record["heatmaps"] = {label: heatmap_data_url(m) for label, m in (result.heatmaps or {}).items()}
+    return record
+
+
+def scan_upload(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str, Any]:
+    """For /v1/scan: a file that is not a usable image raises the ApiError of its reason (413/415/422)."""
+    if upload.path is None:
+        raise load_error(upload.name, upload.error)
+    try:
+        return _scan_loaded(det, upload, opts)
+    except ImageLoadError as e:
+        raise load_error(upload.name, e.reason, e.kind) from None
+
+
+def scan_record(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str, Any]:
+    """For /v1/scan/batch: never raises for a bad file; it becomes an error record like the CLI's."""
+    if upload.path is None:
+        return det.error_result(upload.name, upload.error).as_dict()
+    try:
+        return _scan_loaded(det, upload, opts)
+    except ImageLoadError as e:
+        return det.error_result(upload.name, e.reason).as_dict()

@@ -1,0 +1,72 @@
+"""Start the server: load the model once, wrap its backend for micro-batching, hand the app to uvicorn.
+
+The model is loaded before uvicorn binds the port, so a bad `--model` is the CLI's usual one-line
+error and the port never answers with a server that cannot scan. uvicorn handles SIGTERM/SIGINT by
+finishing the in-flight requests; the app's lifespan then stops the scan threads and the batching
+worker.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from detector.backends import Backend
+from detector.detector import Detector
+from detector.scan import ScanOptions
+from detector.serve.batching import MicroBatchingBackend
+from detector.serve.config import ServeConfig
+
+log = logging.getLogger("detector.serve")
+
+
+def warm_up(backend: Backend) -> None:
+    """Two calls of different batch sizes before the first request.
+
+    The Keras backend's tf.function traces once per new input shape until a second shape makes it
+    trace a batch-size-agnostic graph; under load that second trace (~0.5 s) would land on a user's
+    request, and with micro-batching the batch sizes vary from the first merged call on.
+    """
+    size = backend.meta.input_size
+    for n in (1, 2):
+        backend.predict(np.zeros((n, size, size, 3), np.uint8))
+
+
+def build_detector(config: ServeConfig) -> Detector:
+    """The model, loaded once; its backend wrapped by the micro-batcher unless batching is off."""
+    det = Detector.load(config.model, config.backend, ScanOptions(), config.max_pixels)
+    warm_up(det.backend)
+    if not config.batching:
+        return det
+    batcher = MicroBatchingBackend(det.backend, config.max_batch, config.batch_wait_ms)
+    return Detector(batcher, det.options, det.max_pixels)
+
+
+def serve(config: ServeConfig, access_log: bool = True) -> None:
+    """Blocks until the server is stopped (SIGTERM / Ctrl-C)."""
+    import uvicorn
+
+    from detector.serve.app import create_app
+
+    config.validate()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    detector = build_detector(config)
+    app = create_app(config, detector)
+    batching = f"micro-batching up to {config.max_batch} tiles" if config.batching else "no micro-batching"
+    log.info(
+        "model %s (%s, %d px tiles), %s, %s",
+        detector.backend.model_name,
+        detector.backend.name,
+        detector.meta.input_size,
+        batching,
+        "API key required" if config.api_key else "no API key",
+    )
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        access_log=access_log,
+        timeout_graceful_shutdown=30,
+        log_level="info",
+    )
