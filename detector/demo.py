@@ -2,6 +2,8 @@
 
 1. `detect synth`: scenes with the demo logo (boxes known) and the tiles cut from them;
 2. `detect train`: Inception v3 from scratch at 128 px, head on mixed2 (no ImageNet weights offline);
+   `detect mine` adds the windows of the training scenes it wrongly calls a logo to the negatives, and
+   `detect train --init` trains on a few minutes more;
 3. `detect evaluate` on the held-out tiles; `detect export` to ONNX (the faster backend, used from here on);
 4. `detect calibrate` on validation scenes, and the ONNX file exported again with the calibrated values;
 5. `detect evaluate` on held-out scenes (image verdicts, box AP) and `detect scan` of a few of them,
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--input-size", type=int, default=128)
     p.add_argument("--cam-layer", default="mixed2")
     p.add_argument("--minutes", type=float, default=6.0, help="training time budget")
+    p.add_argument("--mine-minutes", type=float, default=3.0, help="training budget after mining")
     p.add_argument("--eval-scenes", type=int, default=100, help="validation and test scenes each")
     args = p.parse_args(argv)
     console = Console()
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     from detector.data import scan_dataset
     from detector.detector import Detector
     from detector.evaluate import evaluate
+    from detector.mining import mine_hard_negatives
     from detector.model import update_meta
     from detector.scan import ScanOptions
     from detector.scan_output import ScanWriter
@@ -75,27 +79,43 @@ def main(argv: list[str] | None = None) -> None:
             synthesize(out / name, scenes=args.eval_scenes, seed=seed, rules=None)
     console.print(dataset_table(scan_dataset(out / "train" / "tiles")))
 
+    base = out / "model-base"
+    tiles = out / "train" / "tiles"
     step(
-        "2. train (from scratch: no ImageNet weights offline)",
-        f"detect train {out}/train/tiles --out {model} --weights none --input-size {size} "
-        f"--cam-layer {args.cam_layer} --fine-tune all --max-minutes {args.minutes:g}",
+        "2. train (from scratch: no ImageNet weights offline), mine hard negatives, train again",
+        f"detect train {tiles} --out {base} --weights none --input-size {size} "
+        f"--cam-layer {args.cam_layer} --fine-tune all --max-minutes {args.minutes:g}\n"
+        f"$ detect mine {base} {out}/train/scenes --out {tiles}\n"
+        f"$ detect train {tiles} --out {model} --init {base} --weights none --fine-tune all "
+        f"--max-minutes {args.mine_minutes:g}",
     )
     if (model / "model.json").is_file():
         console.print(f"{model} is already trained (delete it to train again)")
     else:
+        common = dict(fine_tune="all", fine_tune_epochs=30, patience=4, resume=True, weights="none")
+        if not (base / "model.json").is_file():
+            train(
+                TrainConfig(
+                    data=str(tiles),
+                    out=str(base),
+                    input_size=size,
+                    cam_layer=args.cam_layer,
+                    max_minutes=args.minutes,
+                    **common,
+                ),
+                log=lambda s: console.print(s, highlight=False),
+            )
+        if not any((tiles / "no-logo").glob("*_nohash_hard_*")):
+            base_onnx = out / "model-base.onnx"  # mining scans 260 scenes: the faster backend
+            export_model(base, base_onnx, check=False, log=lambda s: None)
+            mined = mine_hard_negatives(open_backend(base_onnx), read_box_dataset(out / "train" / "scenes"), tiles)
+            console.print(
+                f"{mined.windows} windows of {mined.scenes} training scenes: {mined.false_windows} false logo "
+                f"windows; {mined.written} added to {mined.out}",
+                highlight=False,
+            )
         train(
-            TrainConfig(
-                data=str(out / "train" / "tiles"),
-                out=str(model),
-                weights="none",
-                input_size=size,
-                cam_layer=args.cam_layer,
-                fine_tune="all",
-                fine_tune_epochs=30,
-                patience=4,
-                max_minutes=args.minutes,
-                resume=True,
-            ),
+            TrainConfig(data=str(tiles), out=str(model), init=str(base), max_minutes=args.mine_minutes, **common),
             log=lambda s: console.print(s, highlight=False),
         )
 

@@ -180,7 +180,7 @@ def assemble_result(ev: TileEvidence, backend: Backend, opts: ScanOptions, path:
                     join = join_cells * geometry[0] * k / s  # map cells -> canvas pixels at this level
                     found = [d for d in canvas.boxes(c, s, cam_thr, join) if fits_level(d, size)]
                     found = [support_score(d, ev.tiles, probs[:, ci]) for d in found]
-                    dets += [d for d in found if d.score >= image_thr[c]]
+                    dets += [d for d in found if d.score >= tile_thr]  # the image verdict already passed
             if opts.heatmap:
                 heat[c] = np.max(np.stack([lv.score for lv in levels.values()]), axis=0)
         result.boxes = merge_levels(dets, opts.merge) if dets else []

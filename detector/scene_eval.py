@@ -119,10 +119,15 @@ def box_ap(results: list[ScanResult], records: list[ImageRecord], classes: list[
     for c, k in cat.items():
         p = precision[0, :, k - 1, 0, -1]
         per_class[c] = round(float(p[p > -1].mean()), 4) if (p > -1).any() else None
+    by_size = {}  # COCO's area ranges: small logos are where a CAM's coarse cells hurt most
+    for a, name in ((1, "small (< 32x32 px)"), (2, "medium"), (3, "large (> 96x96 px)")):
+        p = precision[0, :, :, a, -1]
+        by_size[name] = round(float(p[p > -1].mean()), 4) if (p > -1).any() else None
     return {
         "ap50": round(float(ev.stats[1]), 4),
         "ap": round(float(ev.stats[0]), 4),
         "per_class_ap50": per_class,
+        "ap50_by_size": by_size,
         "detections": len(dets),
     }
 

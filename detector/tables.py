@@ -90,6 +90,8 @@ def scene_table(rep: dict) -> Table:
         )
     t.add_section()
     t.add_row("all", "", "", "", _pct(rep["box"]["ap50"]))
+    for size, ap in (rep["box"].get("ap50_by_size") or {}).items():
+        t.add_row(f"[dim]boxes {size}[/dim]", "", "", "", _pct(ap))
     return t
 
 
