@@ -7,7 +7,7 @@ DEMO   ?= demo-output
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint install clean node
+.PHONY: demo test lint install clean node bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,17 @@ test: $(STAMP)
 # examples/node's dependencies (onnxruntime-node, pngjs, jpeg-js). `make test` does not need this first:
 # tests/test_node_example.py runs `npm ci` itself when they are missing.
 node:
-	npm ci --prefix examples/node --no-audit --no-fund
+	cd examples/node && npm ci --no-audit --no-fund
+
+# Speed suite (benchmarks/speed.py): engines, precisions, scan modes, start-up, accuracy beside speed, targets.
+# Needs the demo model (`make demo`). Full: ~25 min on 2 free cores (31 with another job on one of them)
+# -> benchmarks/results/speed.{json,md};
+# quick: a few minutes (first run longer: it exports the ONNX files it needs) -> speed.quick.{json,md}.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/speed.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/speed.py --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -28,7 +28,7 @@ class BatcherClosed(DetectorError):
     """`predict` after `close()`: the server is shutting down."""
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity (their arrays have no truth value)
 class _Job:
     tiles: np.ndarray
     with_features: bool
@@ -140,12 +140,17 @@ class MicroBatchingBackend:
             # Only tiles of one shape can share a call (dense scans send whole levels of any size).
             group = [self._queue.popleft()]
             shape, n = group[0].tiles.shape[1:], len(group[0].tiles)
-            for job in [j for j in self._queue if j.tiles.shape[1:] == shape]:
-                if n + len(job.tiles) > self.max_batch:
-                    break
-                self._queue.remove(job)
-                group.append(job)
-                n += len(job.tiles)
+            keep: deque[_Job] = deque()
+            full = False
+            for job in self._queue:  # by identity, in arrival order; other shapes wait for their own call
+                if not full and job.tiles.shape[1:] == shape:
+                    if n + len(job.tiles) <= self.max_batch:
+                        group.append(job)
+                        n += len(job.tiles)
+                        continue
+                    full = True
+                keep.append(job)
+            self._queue = keep
             return group
 
     def _run(self) -> None:
