@@ -1,1 +1,5 @@
-"""ONNX export of a model directory (tf2onnx), with the CAM output and metadata: issue #5, not built yet."""
+"""`detect export`: a model directory -> one self-describing ONNX file (tf2onnx), checked against Keras.
+
+`export.onnx_export` converts, writes the metadata, checks parity and quantizes (fp16, static int8);
+`export.samples` supplies the tiles that calibrate int8 and check the file.
+"""
