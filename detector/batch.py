@@ -19,7 +19,6 @@ from detector.detector import Detector
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import LoadedImage, is_image_path, load_image
 from detector.results import ScanResult
-from detector.scan import scan_pixels
 
 
 def list_images(inputs: Iterable[str | Path], glob: str | None = None) -> list[Path]:
@@ -128,10 +127,10 @@ def scan_many(
                 r = detector.error_result(str(p), err)
             else:
                 try:
-                    r = scan_pixels(detector.backend, img.pixels, detector.options, str(p))
+                    r = detector.scan_loaded(img, path=str(p))
                 except DetectorError as e:
                     r = detector.error_result(str(p), str(e))
-                r.sha256 = sha
+                    r.sha256 = sha
             summary.add(r)
             on_result(r, img.pixels if img is not None else None)
             if bar is not None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from detector.backends import Backend, open_backend
 from detector.errors import DetectorError, ImageLoadError
-from detector.images import DEFAULT_MAX_PIXELS, load_image
+from detector.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from detector.results import ScanResult
 from detector.scan import ScanOptions, scan_pixels
 
@@ -67,7 +67,14 @@ class Detector:
             loaded = load_image(image, self.max_pixels)
         except ImageLoadError as e:
             return self.error_result(str(image), e.reason)
-        result = scan_pixels(self.backend, loaded.pixels, opts, str(image))
+        return self.scan_loaded(loaded, opts)
+
+    def scan_loaded(
+        self, loaded: LoadedImage, options: ScanOptions | None = None, path: str | None = None
+    ) -> ScanResult:
+        """Scan an image already decoded by `load_image`; the result carries its path and content hash."""
+        name = loaded.path if path is None else path
+        result = scan_pixels(self.backend, loaded.pixels, options or self.options, name)
         result.sha256 = loaded.sha256
         return result
 

@@ -212,7 +212,10 @@ def export_model(
     proto = convert(model, meta, opset)
     set_metadata(proto, meta, kernel, bias, source_sha, "fp32")
 
-    if data is not None:
+    compared = check or quantize != "none"  # held-back tiles and Keras's outputs on them, only when used
+    if not compared:
+        held_back = None
+    elif data is not None:
         held_back = dataset_tiles(data, meta, check_tiles, ("val", "test"), seed=1)
     else:
         held_back = synthetic_tiles(meta.input_size, check_tiles, seed=1)
@@ -221,7 +224,7 @@ def export_model(
         fp32_path = Path(tmp) / "fp32.onnx"
         onnx.save(proto, str(fp32_path))
         report = ExportReport(out, "fp32" if quantize == "none" else quantize, 0.0, 0)
-        keras_out = _keras_outputs(model, held_back) if check or quantize != "none" else None
+        keras_out = _keras_outputs(model, held_back) if compared else None
         if check:
             fp32 = compare(keras_out, fp32_path, held_back, meta, "fp32")
             report.checks.append(fp32)

@@ -36,8 +36,7 @@ def heatmap_data_url(heat: np.ndarray) -> str:
 def _scan_loaded(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str, Any]:
     assert upload.path is not None
     loaded = load_image(upload.path, det.max_pixels)  # raises ImageLoadError
-    result = det.scan(loaded.pixels, opts.scan)
-    result.path, result.sha256 = upload.name, loaded.sha256  # what Detector.scan(path) sets
+    result = det.scan_loaded(loaded, opts.scan, upload.name)
     record = result.as_dict()
     if opts.heatmap:
         record["heatmaps"] = {label: heatmap_data_url(m) for label, m in (result.heatmaps or {}).items()}
