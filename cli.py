@@ -393,6 +393,7 @@ def calibrate(
             image_thresholds=meta.image_thresholds,
             cam_threshold=meta.cam_threshold,
             join_cells=meta.join_cells,
+            box_correction=meta.box_correction,
             validation=validation,
         )
     except DetectorError as e:

@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cam-layer", default="mixed2")
     p.add_argument("--minutes", type=float, default=6.0, help="training time budget")
     p.add_argument("--mine-minutes", type=float, default=3.0, help="training budget after mining")
-    p.add_argument("--eval-scenes", type=int, default=100, help="validation and test scenes each")
+    p.add_argument("--eval-scenes", type=int, default=100, help="held-out test scenes")
+    p.add_argument(
+        "--val-scenes", type=int, default=200, help="validation scenes (calibration: more scenes, steadier choices)"
+    )
     args = p.parse_args(argv)
     console = Console()
     import_tensorflow_quietly()
@@ -72,11 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     if not (out / "train" / "tiles" / "no-logo").is_dir():
         res = synthesize(out / "train", scenes=args.scenes, seed=1, rules=TileRules(size=size))
         console.print(f"{res.scenes} scenes, {res.boxes} boxes, {res.scenes / res.seconds:.0f} scenes/s")
-    for name, seed in (("val", 2), ("test", 3)):
+    for name, seed, n in (("val", 2, args.val_scenes), ("test", 3, args.eval_scenes)):
         ann = out / name / "scenes" / "annotations.json"
-        if not ann.is_file() or len(read_box_dataset(out / name / "scenes").images) != args.eval_scenes:
+        if not ann.is_file() or len(read_box_dataset(out / name / "scenes").images) != n:
             shutil.rmtree(out / name, ignore_errors=True)
-            synthesize(out / name, scenes=args.eval_scenes, seed=seed, rules=None)
+            synthesize(out / name, scenes=n, seed=seed, rules=None)
     console.print(dataset_table(scan_dataset(out / "train" / "tiles")))
 
     base = out / "model-base"
@@ -136,7 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     backend = open_backend(onnx_file)  # the same numbers as Keras (step 4), at about twice the speed
     cal = calibrate(backend, read_box_dataset(out / "val" / "scenes"), 0.9, "all")
     m = backend.meta
-    update_meta(model, image_thresholds=m.image_thresholds, cam_threshold=m.cam_threshold, join_cells=m.join_cells)
+    update_meta(
+        model,
+        image_thresholds=m.image_thresholds,
+        cam_threshold=m.cam_threshold,
+        join_cells=m.join_cells,
+        box_correction=m.box_correction,
+    )
     for c, t in cal["image_thresholds"].items():
         console.print(
             f"{c}: image threshold {t['threshold']:.4g} (validation precision {t['precision']:.3f}, "

@@ -3,7 +3,8 @@
 Calibration (`detect calibrate`) picks, on validation scenes, the image-level threshold of each logo
 class (the best tile's probability: the maximum over many tiles inflates false positives, so it needs
 its own threshold; the best-F1 one among those reaching the target precision, see `choose_threshold`),
-and the CAM threshold and fragment-joining distance that give the best box AP@0.5, and stores them in
+and the CAM threshold and fragment-joining distance that give the best box AP@0.5 once the boxes'
+size and centre are corrected by a fit on the same scenes (detector.boxfit), and stores them in
 model.json. The model runs once per image; only the cheap box stage is repeated per candidate.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 from detector.backends.base import Backend
 from detector.boxdata import BoxDataset, ImageRecord
 from detector.boxdata import to_coco as coco_annotations
+from detector.boxfit import correct_boxes, fit_correction, pair_boxes
 from detector.data import split_of
 from detector.errors import DatasetError, ImageLoadError
 from detector.images import load_image
@@ -173,7 +175,8 @@ def calibrate(
     candidates: tuple[float, ...] = CAM_THRESHOLD_CANDIDATES,
     joins: tuple[float, ...] = JOIN_CANDIDATES,
 ) -> dict:
-    """Choose image thresholds (target precision) and the CAM threshold (best AP@0.5) on `split` scenes."""
+    """Choose image thresholds (target precision), and the CAM threshold, fragment joining and box
+    correction (best AP@0.5 after correction) on `split` scenes."""
     opts = opts or ScanOptions()
     records = scene_split(ds, split)
     if not records:
@@ -196,13 +199,24 @@ def calibrate(
             "reached": ch.reached,
         }
     meta.image_thresholds = image_thresholds
-    table = {}
+    meta.box_correction = None
+    tile = meta.input_size
+    truth = [[(b.label, b.x1, b.y1, b.x2, b.y2) for b in r.boxes] for r, _ in evidence]
+    table, raw, fits = {}, {}, {}
     for j in joins:
         for t in candidates:
             r = evaluate_scenes(backend, ds, split, replace(opts, cam_threshold=t, join_cells=j), evidence)
-            table[(j, t)] = r.report["box"]["ap50"] or 0.0
+            raw[(j, t)] = r.report["box"]["ap50"] or 0.0
+            fit = fit_correction(pair_boxes([res.boxes for res in r.results], truth, tile))
+            fits[(j, t)] = fit
+            corrected = [
+                replace(res, boxes=correct_boxes(res.boxes, fit, tile, res.width, res.height)) for res in r.results
+            ]
+            table[(j, t)] = box_ap(corrected, r.records, meta.positive_classes)["ap50"] or 0.0
     best_j, best_t = max(table, key=lambda jt: (table[jt], -abs(jt[1] - 0.5)))
     meta.cam_threshold, meta.join_cells = best_t, best_j
+    best_fit = fits[(best_j, best_t)]
+    meta.box_correction = best_fit.as_dict() if best_fit else None
     return {
         "split": split,
         "images": len(evidence),
@@ -210,5 +224,7 @@ def calibrate(
         "image_thresholds": chosen,
         "cam_threshold": best_t,
         "join_cells": best_j,
+        "box_correction": meta.box_correction,
         "ap50_by_join_and_cam_threshold": {f"join {j:g}, threshold {t:g}": v for (j, t), v in table.items()},
+        "ap50_uncorrected": {f"join {j:g}, threshold {t:g}": v for (j, t), v in raw.items()},
     }

@@ -21,6 +21,7 @@ from detector.cam import gradcam_from_cams, gradcam_tape
 from detector.demo_logo import demo_logo
 from detector.detector import Detector
 from detector.model import load_model_dir, read_meta
+from detector.scan import ScanOptions
 from detector.synth import alpha_paste, procedural_background
 from tests.conftest import CAM_LAYER
 from tests.helpers import ROOT, run_cli
@@ -76,7 +77,6 @@ def test_closed_form_gradcam_equals_gradient_gradcam(trained_model: Path) -> Non
 
 
 def test_heatmap_peaks_on_the_logo(detector: Detector) -> None:
-    from detector.scan import ScanOptions
 
     img = _scene(5, [(200, 120, 70)])
     r = detector.scan(img, ScanOptions(heatmap=True))
@@ -264,12 +264,24 @@ def test_cli_scan_one_image_prints_boxes_and_writes_pictures(trained_model: Path
     assert json.loads(c.stdout)["annotations"]
 
 
-def test_calibrate_and_scene_evaluation(calibrated_model: Path, scene_data: Path) -> None:
+def test_calibrate_and_scene_evaluation(calibrated_model: Path, scene_data: Path, tmp_path: Path) -> None:
     model = calibrated_model
     meta = read_meta(model)
     assert "demo-logo" in meta.image_thresholds and meta.cam_threshold in (0.3, 0.4, 0.5, 0.6, 0.7)
     assert meta.join_cells in (2.0, 4.0)
     assert len(meta.validation["calibration"]["ap50_by_join_and_cam_threshold"]) == 10
+    # the box correction is fitted on the same scenes and moves the boxes the scanner returns
+    assert meta.box_correction and meta.box_correction["pairs"] >= 8
+    detector = Detector.load(model)
+    img = _scene(41, [(150, 60, 90)])
+    fixed, raw = detector.scan(img), detector.scan(img, ScanOptions(box_correction=False))
+    assert fixed.boxes and len(fixed.boxes) == len(raw.boxes)
+    assert [b.as_dict() for b in fixed.boxes] != [b.as_dict() for b in raw.boxes]
+    from detector.backends.onnx_backend import OnnxBackend
+    from export.onnx_export import export_model
+
+    onnx_file = export_model(model, tmp_path / "m.onnx", check=False, log=lambda s: None).path
+    assert OnnxBackend(onnx_file).meta.box_correction == meta.box_correction  # other runtimes get it too
     e = run_cli("evaluate", str(model), str(scene_data / "scenes"), "--split", "test")
     assert e.returncode == 0, e.stderr
     assert "box AP@0.5" in e.stdout
