@@ -60,7 +60,7 @@ from _bench_report import Tab, num, pct  # noqa: E402
 from _bench_run import Run, WorkerError, run_cmd, run_worker  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from detector.dense import BLOCK_SIDE  # noqa: E402
+from detector.dense import BLOCK_MEMORY_MIB  # noqa: E402
 
 DEMO_DIR = ROOT / "demo-output"
 RESULTS = HERE / "results"
@@ -491,8 +491,9 @@ def scan_table(rows: list[dict], models: list[ModelSpec]) -> Tab:
         " calls: backend calls per image (batches of 32 tiles, or one per level/block).",
         "x tiles: dense speed-up over tiles mode with the same engine (int8 dense: over ONNX fp32 tiles).",
         "dense-whole (diagnostic, not a library mode): dense with every pyramid level in one block"
-        f" (detector.dense.dense_evidence with a block larger than the level): what the {BLOCK_SIDE}-px blocks"
-        " and their half-window margins cost in FLOPs, time and memory.",
+        f" (detector.dense.dense_evidence with a block larger than the level): what blocks cut by the"
+        f" {BLOCK_MEMORY_MIB}-MiB activation budget and their half-window margins cost in FLOPs, time and memory"
+        " (none when every level fits the budget, as at 1920x1080).",
         "GFLOP/s: FLOPs of the model calls actually made / model time. % peak of fp32 (int8 rows: of int8).",
     ]
     return t
@@ -789,7 +790,8 @@ def targets(tp: list[dict], scan: list[dict], acc: dict | None, models: list[Mod
             ">= 3.00x, >= 95%, |dAP50| <= 0.05",
             ok,
             f"FLOPs: tiles {t_row['gflop_per_image']:.0f} vs dense {d_row['gflop_per_image']:.0f} GFLOP/image"
-            f" (x{flop_ratio:.2f} fewer; {d_row['model_calls']} blocks of <= {BLOCK_SIDE} px with half-window margins;"
+            f" (x{flop_ratio:.2f} fewer; {d_row['model_calls']} model calls: levels whole within the"
+            f" {BLOCK_MEMORY_MIB}-MiB budget, else blocks with half-window margins;"
             f" one pass per whole level would be {d_row['gflop_one_pass']:.0f} GFLOP, x"
             f"{t_row['gflop_per_image'] / d_row['gflop_one_pass']:.2f} fewer than tiles);"
             f" {len(t_row['scales'])} scales; model time {t_row['model_s_median']:.2f} ->"

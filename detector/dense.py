@@ -8,8 +8,10 @@ windows are the tiles mode's windows snapped to the CAM stride, so everything af
 (stitching, boxes, verdicts) is shared with the tiles mode. Cells near a window's border see some
 context outside the window, which is the one (small) difference from cutting the window out.
 
-Large levels run in overlapping blocks, bounding memory: every window lies inside one block with half a
-window of context around it, so blocks change its scores very little.
+A level runs whole when its activations fit a memory budget; larger levels run in overlapping blocks:
+every window lies inside one block with half a window of context around it, so blocks change its scores
+very little, but their margins are computed twice (at 299 px, 1024-px blocks made a 1920x1080 dense scan
+slower than one pass per level), so blocks are only as many as the budget needs.
 """
 
 from __future__ import annotations
@@ -20,8 +22,20 @@ from detector.backends.base import Backend
 from detector.model import CAM_GEOMETRY
 from detector.tiling import Tile, resize_level, tiles_for_level
 
-#: Longest side of one block of a level, in pixels of that level; larger levels are split.
-BLOCK_SIDE = 1024
+#: Memory one backbone call may take for activations. Measured with onnxruntime (Inception v3 to
+#: mixed2): peak RSS grows ~150 bytes per input pixel (1920x1080: +313 MiB; 4000x3000: +1.7 GiB).
+BLOCK_MEMORY_MIB = 1024
+BYTES_PER_PIXEL = 160
+#: The largest block, in level pixels: 6.7 Mpx (a 2590x2590 square; a 1920x1080 level runs whole).
+BLOCK_PIXELS = BLOCK_MEMORY_MIB * 2**20 // BYTES_PER_PIXEL
+
+
+def block_side(width: int, height: int, budget_pixels: int = BLOCK_PIXELS) -> int:
+    """One block for the whole level when it fits the budget, else square blocks of the budget."""
+    if width * height <= budget_pixels:
+        return max(width, height)
+    return int(budget_pixels**0.5)
+
 
 _cells_cache: dict[tuple[str, int], int] = {}
 
@@ -111,12 +125,13 @@ def dense_evidence(
     scales: list[float],
     overlap: float,
     with_features: bool = False,
-    block: int = BLOCK_SIDE,
+    block: int | None = None,
 ) -> tuple[list[Tile], np.ndarray, np.ndarray, np.ndarray | None]:
-    """Every level once through the backend -> (windows, probs, cams, features) like the tiles mode."""
+    """Every level once through the backend -> (windows, probs, cams, features) like the tiles mode.
+
+    `block`: the side of the blocks large levels are cut into; None: from the memory budget."""
     size = backend.meta.input_size
     stride = CAM_GEOMETRY[backend.meta.cam_layer][0]
-    block = max(block, 2 * size + stride) // stride * stride
     n = cells_per_window(backend, size)
     h, w = pixels.shape[:2]
     all_windows, probs, cams, feats = [], [], [], []
@@ -125,7 +140,9 @@ def dense_evidence(
         lh, lw = level.shape[:2]
         windows = level_windows(lw, lh, 1.0, size, overlap, stride)
         windows = [Tile(s, t.x, t.y, size) for t in windows]
-        c, p, f = dense_level(backend, level, windows, n, stride, with_features, block)
+        side = block if block is not None else block_side(lw, lh)
+        side = -(-max(side, 2 * size + stride) // stride) * stride  # a multiple of the stride, >= 2 windows
+        c, p, f = dense_level(backend, level, windows, n, stride, with_features, side)
         all_windows += windows
         probs.append(p)
         cams.append(c)

@@ -51,8 +51,9 @@ class Detector:
         backend: str = "auto",
         options: ScanOptions | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        shared_cpu: bool = False,
     ) -> Detector:
-        return cls(open_backend(path or default_model_path(), backend), options, max_pixels)
+        return cls(open_backend(path or default_model_path(), backend, shared_cpu), options, max_pixels)
 
     @property
     def meta(self):

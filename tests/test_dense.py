@@ -104,3 +104,13 @@ def test_dense_runs_on_onnx_like_keras(keras_detector: Detector, exported_onnx, 
 def test_unknown_mode_is_a_clear_error(trained_model: Path) -> None:
     with pytest.raises(DetectorError, match="--mode"):
         Detector(open_backend(trained_model), ScanOptions(mode="sparse"))
+
+
+def test_block_side_follows_the_memory_budget() -> None:
+    """A full-HD level runs whole (no margins computed twice); a 12 Mpx level is cut to the budget."""
+    from detector.dense import BLOCK_PIXELS, block_side
+
+    assert block_side(1920, 1080) == 1920
+    side = block_side(4000, 3000)
+    assert side < 4000 and side * side <= BLOCK_PIXELS
+    assert block_side(300, 200, budget_pixels=100 * 100) == 100

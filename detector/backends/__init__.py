@@ -14,7 +14,10 @@ from detector.errors import ModelDirError
 __all__ = ["Backend", "BackendOutput", "open_backend"]
 
 
-def open_backend(model: str | Path, backend: str = "auto") -> Backend:
+def open_backend(model: str | Path, backend: str = "auto", shared_cpu: bool = False) -> Backend:
+    """`shared_cpu`: the model's calls share the cores with other busy threads (a server's request
+    handlers), so the runtime should not keep idle threads spinning (measured in benchmarks/serve_load.py:
+    onnxruntime's default spin-waiting cost the server 10-25% of its throughput on 2 cores)."""
     path = Path(model)
     kind = backend
     if kind == "auto":
@@ -28,5 +31,5 @@ def open_backend(model: str | Path, backend: str = "auto") -> Backend:
             from detector.backends.onnx_backend import OnnxBackend
         except ImportError:
             raise ModelDirError("the ONNX backend is not available in this version") from None
-        return OnnxBackend.load(path)
+        return OnnxBackend.load(path, shared_cpu)
     raise ModelDirError(f"unknown backend '{backend}': use auto, keras or onnx")

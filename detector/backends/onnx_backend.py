@@ -34,7 +34,13 @@ def pick_providers(available: list[str]) -> list[str]:
 
 
 class OnnxBackend:
-    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        shared_cpu: bool = False,
+    ) -> None:
         import onnxruntime as ort
 
         path = Path(path)
@@ -44,6 +50,8 @@ class OnnxBackend:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or usable_cores()
         opts.log_severity_level = 3
+        if shared_cpu:  # idle pool threads sleep instead of spinning: the cores are shared with other work
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(path), opts, providers=providers or pick_providers(ort.get_available_providers())
@@ -63,8 +71,8 @@ class OnnxBackend:
         self.model_sha256 = file_sha256(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> OnnxBackend:
-        return cls(path)
+    def load(cls, path: str | Path, shared_cpu: bool = False) -> OnnxBackend:
+        return cls(path, shared_cpu=shared_cpu)
 
     def predict(self, tiles: np.ndarray, with_features: bool = False) -> BackendOutput:
         wanted = [PROBS, CAM, FEATURES] if with_features else [PROBS, CAM]

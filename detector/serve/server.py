@@ -35,7 +35,7 @@ def warm_up(backend: Backend) -> None:
 
 def build_detector(config: ServeConfig) -> Detector:
     """The model, loaded once; its backend wrapped by the micro-batcher unless batching is off."""
-    det = Detector.load(config.model, config.backend, ScanOptions(), config.max_pixels)
+    det = Detector.load(config.model, config.backend, ScanOptions(), config.max_pixels, shared_cpu=True)
     warm_up(det.backend)
     if not config.batching:
         return det
