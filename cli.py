@@ -394,6 +394,7 @@ def calibrate(
             cam_threshold=meta.cam_threshold,
             join_cells=meta.join_cells,
             box_correction=meta.box_correction,
+            box_scorer=meta.box_scorer,
             validation=validation,
         )
     except DetectorError as e:
@@ -470,6 +471,9 @@ def scan(
     cam_threshold: Annotated[float | None, typer.Option(help="Box pixels: this fraction of a tile map's peak.")] = None,
     cam_method: Annotated[str, typer.Option(help="gradcam or gradcam++.")] = "gradcam",
     merge: Annotated[str, typer.Option(help="Boxes across pyramid levels: nms, fuse or finest.")] = "nms",
+    box_calibration: Annotated[
+        bool, typer.Option(help="Apply the box size correction and box scores `detect calibrate` fitted.")
+    ] = True,
     mode: Annotated[
         str, typer.Option(help="tiles (cut every window) or dense (one backbone pass per pyramid level, faster).")
     ] = "tiles",
@@ -500,6 +504,7 @@ def scan(
             cam_method=cam_method,
             merge=merge,
             mode=mode,
+            calibrated_boxes=box_calibration,
         )
         if backend != "onnx" and (model is None or model.suffix.lower() != ".onnx"):
             import_tensorflow_quietly()

@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         cam_threshold=m.cam_threshold,
         join_cells=m.join_cells,
         box_correction=m.box_correction,
+        box_scorer=m.box_scorer,
     )
     for c, t in cal["image_thresholds"].items():
         console.print(

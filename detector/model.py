@@ -57,6 +57,7 @@ class ModelMeta:
     cam_threshold: float | None = None  # fraction of a tile map's peak that makes a box pixel
     join_cells: float | None = None  # CAM fragments this many map cells apart are one logo
     box_correction: dict[str, Any] | None = None  # box size/centre fit on validation scenes (detector.boxfit)
+    box_scorer: dict[str, Any] | None = None  # box scores fitted on validation scenes (detector.boxfit)
     validation: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
     backbone: str = BACKBONE

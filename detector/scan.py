@@ -13,7 +13,7 @@ import numpy as np
 
 from detector.backends.base import Backend
 from detector.boxes import MERGE_METHODS, Detection, LevelCanvas, fits_level, merge_levels
-from detector.boxfit import BoxCorrection, correct_boxes
+from detector.boxfit import BoxCorrection, BoxScorer, correct_boxes, rescore_boxes
 from detector.cam import CAM_METHODS, gradcam_from_cams, gradcam_pp
 from detector.dense import dense_evidence
 from detector.errors import DetectorError
@@ -43,7 +43,7 @@ class ScanOptions:
     join_cells: float | None = None  # CAM fragments this many map cells apart are one logo; None: the model's
     merge: str = "nms"  # how boxes of the pyramid levels become one per logo (see boxes.merge_levels)
     mode: str = "tiles"  # "tiles": cut every window; "dense": one backbone pass per level (detector.dense)
-    box_correction: bool = True  # apply the model's calibrated box size/centre correction (detector.boxfit)
+    calibrated_boxes: bool = True  # apply the model's box correction and box scorer (detector.boxfit)
 
     def validate(self) -> None:
         if self.cam_method not in CAM_METHODS:
@@ -185,8 +185,11 @@ def assemble_result(ev: TileEvidence, backend: Backend, opts: ScanOptions, path:
                     dets += [d for d in found if d.score >= tile_thr]  # the image verdict already passed
             if opts.heatmap:
                 heat[c] = np.max(np.stack([lv.score for lv in levels.values()]), axis=0)
-        corr = BoxCorrection.from_dict(meta.box_correction) if meta.box_correction and opts.box_correction else None
-        result.boxes = correct_boxes(merge_levels(dets, opts.merge), corr, size, w, h) if dets else []
+        calibrated = opts.calibrated_boxes
+        corr = BoxCorrection.from_dict(meta.box_correction) if meta.box_correction and calibrated else None
+        scorer = BoxScorer.from_dict(meta.box_scorer) if meta.box_scorer and calibrated else None
+        boxes = correct_boxes(merge_levels(dets, opts.merge), corr, size, w, h) if dets else []
+        result.boxes = rescore_boxes(boxes, scorer, size)
         if opts.heatmap:
             result.heatmaps = heat
     result.timings_ms = {

@@ -4,8 +4,8 @@ Calibration (`detect calibrate`) picks, on validation scenes, the image-level th
 class (the best tile's probability: the maximum over many tiles inflates false positives, so it needs
 its own threshold; the best-F1 one among those reaching the target precision, see `choose_threshold`),
 and the CAM threshold and fragment-joining distance that give the best box AP@0.5 once the boxes'
-size and centre are corrected by a fit on the same scenes (detector.boxfit), and stores them in
-model.json. The model runs once per image; only the cheap box stage is repeated per candidate.
+size and centre are corrected and their scores refitted on the same scenes (detector.boxfit), and
+stores them all in model.json. The model runs once per image; only the cheap box stage is repeated per candidate.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from detector.backends.base import Backend
 from detector.boxdata import BoxDataset, ImageRecord
 from detector.boxdata import to_coco as coco_annotations
-from detector.boxfit import correct_boxes, fit_correction, pair_boxes
+from detector.boxfit import correct_boxes, fit_correction, fit_scorer, pair_boxes, rescore_boxes
 from detector.data import split_of
 from detector.errors import DatasetError, ImageLoadError
 from detector.images import load_image
@@ -199,7 +199,7 @@ def calibrate(
             "reached": ch.reached,
         }
     meta.image_thresholds = image_thresholds
-    meta.box_correction = None
+    meta.box_correction, meta.box_scorer = None, None
     tile = meta.input_size
     truth = [[(b.label, b.x1, b.y1, b.x2, b.y2) for b in r.boxes] for r, _ in evidence]
     table, raw, fits = {}, {}, {}
@@ -208,15 +208,18 @@ def calibrate(
             r = evaluate_scenes(backend, ds, split, replace(opts, cam_threshold=t, join_cells=j), evidence)
             raw[(j, t)] = r.report["box"]["ap50"] or 0.0
             fit = fit_correction(pair_boxes([res.boxes for res in r.results], truth, tile))
-            fits[(j, t)] = fit
-            corrected = [
-                replace(res, boxes=correct_boxes(res.boxes, fit, tile, res.width, res.height)) for res in r.results
+            corrected = [correct_boxes(res.boxes, fit, tile, res.width, res.height) for res in r.results]
+            scorer = fit_scorer(corrected, truth, tile)
+            fits[(j, t)] = (fit, scorer)
+            final = [
+                replace(res, boxes=rescore_boxes(b, scorer, tile)) for res, b in zip(r.results, corrected, strict=True)
             ]
-            table[(j, t)] = box_ap(corrected, r.records, meta.positive_classes)["ap50"] or 0.0
+            table[(j, t)] = box_ap(final, r.records, meta.positive_classes)["ap50"] or 0.0
     best_j, best_t = max(table, key=lambda jt: (table[jt], -abs(jt[1] - 0.5)))
     meta.cam_threshold, meta.join_cells = best_t, best_j
-    best_fit = fits[(best_j, best_t)]
+    best_fit, best_scorer = fits[(best_j, best_t)]
     meta.box_correction = best_fit.as_dict() if best_fit else None
+    meta.box_scorer = best_scorer.as_dict() if best_scorer else None
     return {
         "split": split,
         "images": len(evidence),
@@ -225,6 +228,7 @@ def calibrate(
         "cam_threshold": best_t,
         "join_cells": best_j,
         "box_correction": meta.box_correction,
+        "box_scorer": meta.box_scorer,
         "ap50_by_join_and_cam_threshold": {f"join {j:g}, threshold {t:g}": v for (j, t), v in table.items()},
         "ap50_uncorrected": {f"join {j:g}, threshold {t:g}": v for (j, t), v in raw.items()},
     }

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from detector.boxes import Detection, box_iou
-from detector.boxfit import BoxCorrection, correct_boxes, fit_correction, pair_boxes
+from detector.boxfit import (
+    BoxCorrection,
+    BoxScorer,
+    box_hits,
+    correct_boxes,
+    fit_correction,
+    fit_scorer,
+    pair_boxes,
+    rescore_boxes,
+)
 
 TILE = 128
 
@@ -59,3 +68,38 @@ def test_round_trip_clipping_and_too_few_pairs() -> None:
     rows = pair_boxes([[d]], [[("logo", 0, 0, 50, 40)]], TILE)
     assert fit_correction(rows) is None  # one pair is not a fit
     assert len(pair_boxes([[d]], [[("other", 0, 0, 50, 40)]], TILE)) == 0  # labels must match
+
+
+def _fragmented(rng: np.random.Generator, n: int) -> tuple[list[list[Detection]], list[list[tuple]]]:
+    """Per image a right box on the logo and a fragment of it (a thin strip inside it), both scored
+    ~1.0 by their windows as a trained classifier does, and sometimes a weak false alarm elsewhere."""
+    preds, truth = [], []
+    for _ in range(n):
+        side = float(rng.uniform(40, 120))
+        x, y = float(rng.uniform(0, 200)), float(rng.uniform(0, 100))
+        right = Detection("logo", 0.999, x + 2, y + 1, x + side - 1, y + side - 2, 0.71)
+        strip = Detection("logo", 0.999, x + side * 0.1, y + side * 0.4, x + side * 0.9, y + side * 0.65, 0.71)
+        dets = [strip, right] if rng.random() < 0.5 else [right, strip]
+        if rng.random() < 0.5:
+            dets.append(Detection("logo", float(rng.uniform(0.5, 0.9)), 400, 300, 430, 330, 1.56))
+        preds.append(dets)
+        truth.append([("logo", x, y, x + side, y + side)])
+    return preds, truth
+
+
+def test_scorer_ranks_right_boxes_above_fragments_and_false_alarms() -> None:
+    preds, truth = _fragmented(np.random.default_rng(2), 60)
+    scorer = fit_scorer(preds, truth, TILE)
+    assert scorer is not None and set(scorer.weights) == {"logo"}
+    assert BoxScorer.from_dict(scorer.as_dict()).as_dict() == scorer.as_dict()
+    test_preds, test_truth = _fragmented(np.random.default_rng(3), 30)
+    right, wrong = [], []
+    for dets, gts in zip(test_preds, test_truth, strict=True):
+        scored = rescore_boxes(dets, scorer, TILE)
+        assert [d.score for d in scored] == sorted((d.score for d in scored), reverse=True)
+        for d, hit in zip(scored, box_hits(scored, gts), strict=True):
+            (right if hit else wrong).append(d.score)
+    assert len(right) == 30 and len(wrong) >= 30
+    assert min(right) > max(wrong)  # the window scores (all 0.999) could not rank them at all
+    assert rescore_boxes(test_preds[0], None, TILE) == test_preds[0]
+    assert fit_scorer([[d] for d in preds[0][:1]], [truth[0]], TILE) is None  # nothing wrong to learn from

@@ -274,14 +274,15 @@ def test_calibrate_and_scene_evaluation(calibrated_model: Path, scene_data: Path
     assert meta.box_correction and meta.box_correction["pairs"] >= 8
     detector = Detector.load(model)
     img = _scene(41, [(150, 60, 90)])
-    fixed, raw = detector.scan(img), detector.scan(img, ScanOptions(box_correction=False))
+    fixed, raw = detector.scan(img), detector.scan(img, ScanOptions(calibrated_boxes=False))
     assert fixed.boxes and len(fixed.boxes) == len(raw.boxes)
     assert [b.as_dict() for b in fixed.boxes] != [b.as_dict() for b in raw.boxes]
     from detector.backends.onnx_backend import OnnxBackend
     from export.onnx_export import export_model
 
     onnx_file = export_model(model, tmp_path / "m.onnx", check=False, log=lambda s: None).path
-    assert OnnxBackend(onnx_file).meta.box_correction == meta.box_correction  # other runtimes get it too
+    onnx_meta = OnnxBackend(onnx_file).meta  # other runtimes get the calibration too
+    assert (onnx_meta.box_correction, onnx_meta.box_scorer) == (meta.box_correction, meta.box_scorer)
     e = run_cli("evaluate", str(model), str(scene_data / "scenes"), "--split", "test")
     assert e.returncode == 0, e.stderr
     assert "box AP@0.5" in e.stdout

@@ -37,6 +37,7 @@ def metadata_props(meta: ModelMeta, kernel: np.ndarray, bias: np.ndarray, source
         "image_thresholds": json.dumps(meta.image_thresholds),
         "cam_threshold": json.dumps(meta.cam_threshold),
         "box_correction": json.dumps(meta.box_correction),
+        "box_scorer": json.dumps(meta.box_scorer),
         "cam_layer": meta.cam_layer,
         "cam_stride": str(stride),
         "cam_offset": str(offset),
