@@ -2,7 +2,12 @@
 
 The model runs once per scene; each choice only redoes the box stage, so the table is cheap.
 
-    .venv/bin/python benchmarks/localization.py MODEL_DIR SCENES [--split all] [--limit 80]
+    .venv/bin/python benchmarks/localization.py MODEL SCENES [--split all] [--limit 80] [--fit-on VAL_SCENES]
+
+With `--fit-on`, a second table: for each CAM threshold and joining distance (NMS merge), the box
+calibration of `detect calibrate` (detector/boxfit.py) fitted on the VAL_SCENES and judged on SCENES:
+raw boxes, with the size/centre correction, and with the box scorer too. The model's own stored
+calibration is never used here (every row is scanned with it off).
 """
 
 from __future__ import annotations
@@ -32,14 +37,21 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--out", default=None)
     p.add_argument("--join", type=float, nargs="+", default=[0.0, 2.0, 4.0])
+    p.add_argument("--fit-on", default=None, help="validation scenes: also compare the fitted box calibration")
+    p.add_argument("--calibration-only", action="store_true", help="with --fit-on: skip the first table")
     args = p.parse_args()
     backend = open_backend(args.model)
     ds = read_box_dataset(args.scenes)
     records = scene_split(ds, args.split)
     if args.limit:
         records = records[: args.limit]
-    base = ScanOptions(cam_method="gradcam++")  # so that the tiles' feature maps are computed and kept
-    evidence = collect_evidence(backend, ds, records, base, progress="model", keep_features=True)
+    base = ScanOptions(cam_method="gradcam++", calibrated_boxes=False)  # feature maps computed and kept
+    need_features = not args.calibration_only
+    evidence = collect_evidence(backend, ds, records, base, progress="model", keep_features=need_features)
+    if args.fit_on:
+        calibration_table(backend, ds, evidence, read_box_dataset(args.fit_on), args)
+    if args.calibration_only:
+        return
     rows = []
     for join in args.join:
         for method, merge in [("gradcam", "fuse"), ("gradcam", "nms"), ("gradcam", "finest"), ("gradcam++", "nms")]:
@@ -76,6 +88,58 @@ def main() -> None:
     Console().print(t)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def calibration_table(backend, ds, evidence, val_ds, args) -> None:
+    """Raw vs corrected vs corrected + rescored boxes, fitted on validation scenes, judged on `ds`."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from detector.boxfit import correct_boxes, fit_correction, fit_scorer, pair_boxes, rescore_boxes
+    from detector.scan import ScanOptions
+    from detector.scene_eval import box_ap, collect_evidence, evaluate_scenes, scene_split
+
+    tile, classes = backend.meta.input_size, backend.meta.positive_classes
+    plain = ScanOptions(calibrated_boxes=False)
+    val_records = scene_split(val_ds, "all")
+    val_evidence = collect_evidence(backend, val_ds, val_records, plain, progress="model (validation)")
+    truth = [[(b.label, b.x1, b.y1, b.x2, b.y2) for b in r.boxes] for r, _ in val_evidence]
+    rows = []
+    for join in (2.0, 4.0):
+        for thr in (0.3, 0.4, 0.5, 0.6, 0.7):
+            opts = replace(plain, cam_threshold=thr, join_cells=join)
+            val = evaluate_scenes(backend, val_ds, "all", opts, val_evidence)
+            fit = fit_correction(pair_boxes([r.boxes for r in val.results], truth, tile))
+            scorer = fit_scorer(
+                [correct_boxes(r.boxes, fit, tile, r.width, r.height) for r in val.results], truth, tile
+            )
+            test = evaluate_scenes(backend, ds, args.split, opts, evidence)
+            corrected = [replace(r, boxes=correct_boxes(r.boxes, fit, tile, r.width, r.height)) for r in test.results]
+            scored = [replace(r, boxes=rescore_boxes(r.boxes, scorer, tile)) for r in corrected]
+            row = {"join": join, "cam_threshold": thr}
+            for name, res in (("raw", test.results), ("corrected", corrected), ("corrected+scored", scored)):
+                b = box_ap(res, test.records, classes)
+                row[name] = {"ap50": b["ap50"], "ap": b["ap"], "by_size": b.get("ap50_by_size")}
+            rows.append(row)
+    t = Table(
+        title=f"box AP@0.5 on {len(evidence)} scenes of {args.scenes}, box calibration fitted on "
+        f"{len(val_evidence)} scenes of {args.fit_on} (NMS merge)"
+    )
+    for col in ("join (cells)", "threshold", "raw", "corrected", "corrected + scored", "small / medium / large"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        sizes = " / ".join(f"{v:.2f}" if v is not None else "-" for v in r["corrected+scored"]["by_size"].values())
+        t.add_row(
+            f"{r['join']:g}",
+            f"{r['cam_threshold']:g}",
+            f"{r['raw']['ap50']:.3f}",
+            f"{r['corrected']['ap50']:.3f}",
+            f"{r['corrected+scored']['ap50']:.3f}",
+            sizes,
+        )
+    Console().print(t)
+    if args.out:
+        Path(args.out).with_suffix(".calibration.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

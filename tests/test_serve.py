@@ -277,6 +277,9 @@ def test_bad_requests_are_json_errors(client: httpx.Client) -> None:
     img = jpeg(scene(5, []))
     r = client.post("/v1/scan?merge=average", files={"files": ("a.jpg", img)})
     assert r.status_code == 422 and error_of(r)["code"] == "invalid_option" and "merge" in error_of(r)["message"]
+    r = client.post("/v1/scan?box_calibration=maybe", files={"files": ("a.jpg", img)})
+    assert r.status_code == 422 and "box_calibration" in error_of(r)["message"]
+    assert client.post("/v1/scan?box_calibration=false", files={"files": ("a.jpg", img)}).status_code == 200
     r = client.post("/v1/scan", files={"files": ("a.jpg", img)}, data={"colour": "red"})
     assert r.status_code == 422 and "colour" in error_of(r)["message"]
     r = client.post("/v1/scan", data={"heatmap": "true"}, files={"other": ("", b"")})

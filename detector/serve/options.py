@@ -33,6 +33,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "cam_method": ("string", "gradcam (default) or gradcam++."),
     "overlap": ("number", "Tile overlap, 0..1 (default 0.5)."),
     "mode": ("string", "tiles (default: cut every window) or dense (one backbone pass per pyramid level)."),
+    "box_calibration": (
+        "boolean",
+        "Apply the box size correction and box scores fitted by `detect calibrate` (default true).",
+    ),
 }
 
 
@@ -89,6 +93,7 @@ def parse_options(query: Mapping[str, str], form: Mapping[str, str], base: ScanO
         tile_threshold=_float("tile_threshold", given.get("tile_threshold", "")),
         merge=given.get("merge", "").strip() or base.merge,
         mode=given.get("mode", "").strip() or base.mode,
+        calibrated_boxes=_bool("box_calibration", given.get("box_calibration"), base.calibrated_boxes),
     )
     try:
         opts.validate()
