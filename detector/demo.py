@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     m = backend.meta
     update_meta(
         model,
+        validation={**m.validation, "calibration": cal},
         image_thresholds=m.image_thresholds,
         cam_threshold=m.cam_threshold,
         join_cells=m.join_cells,
