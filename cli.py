@@ -393,8 +393,7 @@ def calibrate(
             image_thresholds=meta.image_thresholds,
             cam_threshold=meta.cam_threshold,
             join_cells=meta.join_cells,
-            box_correction=meta.box_correction,
-            box_scorer=meta.box_scorer,
+            box_calibration=meta.box_calibration,
             validation=validation,
         )
     except DetectorError as e:
@@ -550,9 +549,13 @@ def serve(
     max_files: Annotated[int, typer.Option(help="Most files in one request (zip members included).")] = 100,
     max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs): 413.")] = 100_000_000,
     max_batch: Annotated[int, typer.Option(help="Most tiles in one shared model call.")] = 128,
-    batching: Annotated[
-        bool, typer.Option("--batching/--no-batching", help="Merge concurrent requests' tiles into shared model calls.")
-    ] = True,
+    model_calls: Annotated[
+        str,
+        typer.Option(
+            help="batched: merge concurrent requests' tiles into shared model calls (micro-batching); "
+            "serial: one call at a time; concurrent: each request calls the model itself."
+        ),
+    ] = "batched",
     max_queue: Annotated[int, typer.Option(help="Requests scanning at once; more get 503 + Retry-After.")] = 32,
     scan_threads: Annotated[int, typer.Option(help="Images decoded/tiled/scanned at once.")] = 8,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
@@ -571,7 +574,7 @@ def serve(
         max_upload_mb=max_upload_mb,
         max_files=max_files,
         max_pixels=max_pixels,
-        batching=batching,
+        model_calls=model_calls,
         max_batch=max_batch,
         max_queue=max_queue,
         scan_threads=scan_threads,

@@ -95,7 +95,7 @@ def calibration_table(backend, ds, evidence, val_ds, args) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from detector.boxfit import correct_boxes, fit_correction, fit_scorer, pair_boxes, rescore_boxes
+    from detector.boxfit import BoxCalibration, fit_box_calibration
     from detector.scan import ScanOptions
     from detector.scene_eval import box_ap, collect_evidence, evaluate_scenes, scene_split
 
@@ -109,13 +109,12 @@ def calibration_table(backend, ds, evidence, val_ds, args) -> None:
         for thr in (0.3, 0.4, 0.5, 0.6, 0.7):
             opts = replace(plain, cam_threshold=thr, join_cells=join)
             val = evaluate_scenes(backend, val_ds, "all", opts, val_evidence)
-            fit = fit_correction(pair_boxes([r.boxes for r in val.results], truth, tile))
-            scorer = fit_scorer(
-                [correct_boxes(r.boxes, fit, tile, r.width, r.height) for r in val.results], truth, tile
-            )
+            sizes = [(r.width, r.height) for r in val.results]
+            fit = fit_box_calibration([r.boxes for r in val.results], truth, sizes, tile)
+            size_only = BoxCalibration(fit.correction, None)
             test = evaluate_scenes(backend, ds, args.split, opts, evidence)
-            corrected = [replace(r, boxes=correct_boxes(r.boxes, fit, tile, r.width, r.height)) for r in test.results]
-            scored = [replace(r, boxes=rescore_boxes(r.boxes, scorer, tile)) for r in corrected]
+            corrected = [replace(r, boxes=size_only.apply(r.boxes, tile, r.width, r.height)) for r in test.results]
+            scored = [replace(r, boxes=fit.apply(r.boxes, tile, r.width, r.height)) for r in test.results]
             row = {"join": join, "cam_threshold": thr}
             for name, res in (("raw", test.results), ("corrected", corrected), ("corrected+scored", scored)):
                 b = box_ap(res, test.records, classes)

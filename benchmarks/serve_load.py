@@ -1,12 +1,15 @@
-"""Load on `detect serve`, with and without micro-batching, in one run: latency, throughput, correctness.
+"""Load on `detect serve` with each way of reaching the model, in one run: latency, throughput, memory.
 
 .venv/bin/python benchmarks/serve_load.py [--model demo-output/model] [--requests 300] [--concurrency 16]
 
-Two real server processes on 127.0.0.1 (one `--batching`, one `--no-batching`), the same synthetic
-320x240 scenes of the demo logo, and httpx clients keeping `--concurrency` requests in flight. The load
-is sent in alternating rounds (batching, baseline, batching, ...), so drift from anything else running
-on the machine falls on both alike. Every response is checked against the image's reference result
-(one request per image, sequential, before the load): status 200, size, verdict, scores within 0.01.
+Three real server processes on 127.0.0.1, one per `--model-calls`: `batched` (micro-batching: the
+tiles of concurrent requests merged into shared calls), `serial` (one model call at a time, each
+request's tiles on their own: a server with a lock around its model) and `concurrent` (every request
+thread calls the runtime itself, side by side). The same synthetic 320x240 scenes of the demo logo,
+and httpx clients keeping `--concurrency` requests in flight. The load is sent in alternating rounds
+(batched, serial, concurrent, batched, ...), so drift from anything else running on the machine falls
+on all alike. Every response is checked against the image's reference result (one request per image,
+sequential, before the load): status 200, size, verdict, scores within 0.01.
 
 Two workloads:
 - `small`: `scales=0.5`, one pyramid level, 2 tiles per image. A model call's fixed cost (~10 ms on 2
@@ -76,6 +79,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def check(rec: dict, ref: dict) -> str:
     """'' if `rec` is the reference result of its image (up to float noise), else what differs."""
     if (rec.get("width"), rec.get("height")) != (ref["width"], ref["height"]) or rec.get("errors"):
@@ -143,8 +154,8 @@ def run_workload(
     import httpx
 
     refs = {mode: asyncio.run(reference(s.url, images, query)) for mode, s in servers.items()}
-    base = refs["no micro-batching"]
-    for mode, rs in refs.items():  # both servers must agree before their speed means anything
+    base = next(iter(refs.values()))
+    for mode, rs in refs.items():  # the servers must agree before their speed means anything
         for k, (a, b) in enumerate(zip(rs, base, strict=True)):
             problem = check(a, b)
             if problem:
@@ -185,7 +196,7 @@ def main() -> None:
     p.add_argument("--pyramid-requests", type=int, default=32, help="requests per mode, pyramid workload (0: skip)")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--images", type=int, default=12, help="distinct scenes, sent round-robin")
-    p.add_argument("--rounds", type=int, default=5, help="alternations between the two servers (pyramid: 2)")
+    p.add_argument("--rounds", type=int, default=5, help="alternations between the servers (pyramid: 2)")
     p.add_argument("--max-batch", type=int, default=128)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve-load.json")
     args = p.parse_args()
@@ -194,8 +205,9 @@ def main() -> None:
     images = make_images(args.images)
     common = ["--no-access-log", "--max-queue", str(max(32, args.concurrency * 2))]
     modes = {
-        "micro-batching": ["--batching", "--max-batch", str(args.max_batch)],
-        "no micro-batching": ["--no-batching"],
+        "micro-batching": ["--model-calls", "batched", "--max-batch", str(args.max_batch)],
+        "one call at a time": ["--model-calls", "serial"],
+        "calls side by side": ["--model-calls", "concurrent"],
     }
     workloads = [("small", "scales=0.5", args.requests, args.rounds)]
     if args.pyramid_requests:
@@ -227,13 +239,25 @@ def main() -> None:
                             "throughput_per_s": round(o.requests / o.seconds, 2),
                             "server_cpu_ms_per_image": round(o.cpu_seconds / o.requests * 1e3, 1),
                             "batching": o.batching,
+                            "server_peak_rss_mb": peak_rss_mb(servers[mode].proc.pid),
                         }
                     )
         finally:
             for s in servers.values():
                 s.stop()
     table = Table(title=f"detect serve, {args.concurrency} requests in flight, 320x240 scenes, {os.cpu_count()} cores")
-    cols = ("workload", "mode", "requests", "correct", "p50 ms", "p95 ms", "images/s", "CPU ms/image", "tiles/call")
+    cols = (
+        "workload",
+        "mode",
+        "requests",
+        "correct",
+        "p50 ms",
+        "p95 ms",
+        "images/s",
+        "CPU ms/image",
+        "tiles/call",
+        "peak RSS MiB",
+    )
     for col in cols:
         table.add_column(col, justify="left" if col in ("workload", "mode") else "right")
     for r in results:
@@ -248,6 +272,7 @@ def main() -> None:
             f"{r['throughput_per_s']:.1f}",
             f"{r['server_cpu_ms_per_image']:.0f}",
             f"{b['mean_tiles_per_call']:.1f}" if b else "-",
+            f"{r['server_peak_rss_mb']:,.0f}",
         )
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

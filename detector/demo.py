@@ -145,8 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         image_thresholds=m.image_thresholds,
         cam_threshold=m.cam_threshold,
         join_cells=m.join_cells,
-        box_correction=m.box_correction,
-        box_scorer=m.box_scorer,
+        box_calibration=m.box_calibration,
     )
     for c, t in cal["image_thresholds"].items():
         console.print(

@@ -56,8 +56,7 @@ class ModelMeta:
     image_thresholds: dict[str, float] = field(default_factory=dict)  # on an image's best tile (`detect calibrate`)
     cam_threshold: float | None = None  # fraction of a tile map's peak that makes a box pixel
     join_cells: float | None = None  # CAM fragments this many map cells apart are one logo
-    box_correction: dict[str, Any] | None = None  # box size/centre fit on validation scenes (detector.boxfit)
-    box_scorer: dict[str, Any] | None = None  # box scores fitted on validation scenes (detector.boxfit)
+    box_calibration: dict[str, Any] | None = None  # box correction and scorer (detector.boxfit)
     validation: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
     backbone: str = BACKBONE

@@ -13,7 +13,7 @@ import numpy as np
 
 from detector.backends.base import Backend
 from detector.boxes import MERGE_METHODS, Detection, LevelCanvas, fits_level, merge_levels
-from detector.boxfit import BoxCorrection, BoxScorer, correct_boxes, rescore_boxes
+from detector.boxfit import BoxCalibration
 from detector.cam import CAM_METHODS, gradcam_from_cams, gradcam_pp
 from detector.dense import dense_evidence
 from detector.errors import DetectorError
@@ -43,7 +43,7 @@ class ScanOptions:
     join_cells: float | None = None  # CAM fragments this many map cells apart are one logo; None: the model's
     merge: str = "nms"  # how boxes of the pyramid levels become one per logo (see boxes.merge_levels)
     mode: str = "tiles"  # "tiles": cut every window; "dense": one backbone pass per level (detector.dense)
-    calibrated_boxes: bool = True  # apply the model's box correction and box scorer (detector.boxfit)
+    calibrated_boxes: bool = True  # apply the model's box calibration (detector.boxfit)
 
     def validate(self) -> None:
         if self.cam_method not in CAM_METHODS:
@@ -185,11 +185,9 @@ def assemble_result(ev: TileEvidence, backend: Backend, opts: ScanOptions, path:
                     dets += [d for d in found if d.score >= tile_thr]  # the image verdict already passed
             if opts.heatmap:
                 heat[c] = np.max(np.stack([lv.score for lv in levels.values()]), axis=0)
-        calibrated = opts.calibrated_boxes
-        corr = BoxCorrection.from_dict(meta.box_correction) if meta.box_correction and calibrated else None
-        scorer = BoxScorer.from_dict(meta.box_scorer) if meta.box_scorer and calibrated else None
-        boxes = correct_boxes(merge_levels(dets, opts.merge), corr, size, w, h) if dets else []
-        result.boxes = rescore_boxes(boxes, scorer, size)
+        result.boxes = merge_levels(dets, opts.merge) if dets else []
+        if meta.box_calibration and opts.calibrated_boxes:
+            result.boxes = BoxCalibration.from_dict(meta.box_calibration).apply(result.boxes, size, w, h)
         if opts.heatmap:
             result.heatmaps = heat
     result.timings_ms = {

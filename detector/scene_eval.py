@@ -21,7 +21,7 @@ import numpy as np
 from detector.backends.base import Backend
 from detector.boxdata import BoxDataset, ImageRecord
 from detector.boxdata import to_coco as coco_annotations
-from detector.boxfit import correct_boxes, fit_correction, fit_scorer, pair_boxes, rescore_boxes
+from detector.boxfit import BoxCalibration, fit_box_calibration
 from detector.data import split_of
 from detector.errors import DatasetError, ImageLoadError
 from detector.images import load_image
@@ -166,6 +166,16 @@ def evaluate_scenes(
     return SceneReport(report, results, recs)
 
 
+def _fit_and_judge(r: SceneReport, meta) -> tuple[BoxCalibration, float]:
+    """The box calibration fitted on a report's boxes, and the AP@0.5 of the boxes it gives."""
+    tile = meta.input_size
+    truth = [[(b.label, b.x1, b.y1, b.x2, b.y2) for b in rec.boxes] for rec in r.records]
+    sizes = [(res.width, res.height) for res in r.results]
+    fit = fit_box_calibration([res.boxes for res in r.results], truth, sizes, tile)
+    final = [replace(res, boxes=fit.apply(res.boxes, tile, res.width, res.height)) for res in r.results]
+    return fit, box_ap(final, r.records, meta.positive_classes)["ap50"] or 0.0
+
+
 def calibrate(
     backend: Backend,
     ds: BoxDataset,
@@ -176,7 +186,7 @@ def calibrate(
     joins: tuple[float, ...] = JOIN_CANDIDATES,
 ) -> dict:
     """Choose image thresholds (target precision), and the CAM threshold, fragment joining and box
-    correction (best AP@0.5 after correction) on `split` scenes."""
+    calibration (best AP@0.5 after calibration) on `split` scenes."""
     opts = opts or ScanOptions()
     records = scene_split(ds, split)
     if not records:
@@ -199,27 +209,17 @@ def calibrate(
             "reached": ch.reached,
         }
     meta.image_thresholds = image_thresholds
-    meta.box_correction, meta.box_scorer = None, None
-    tile = meta.input_size
-    truth = [[(b.label, b.x1, b.y1, b.x2, b.y2) for b in r.boxes] for r, _ in evidence]
+    meta.box_calibration = None  # the candidates are judged on raw boxes, each with its own fit
     table, raw, fits = {}, {}, {}
     for j in joins:
         for t in candidates:
             r = evaluate_scenes(backend, ds, split, replace(opts, cam_threshold=t, join_cells=j), evidence)
             raw[(j, t)] = r.report["box"]["ap50"] or 0.0
-            fit = fit_correction(pair_boxes([res.boxes for res in r.results], truth, tile))
-            corrected = [correct_boxes(res.boxes, fit, tile, res.width, res.height) for res in r.results]
-            scorer = fit_scorer(corrected, truth, tile)
-            fits[(j, t)] = (fit, scorer)
-            final = [
-                replace(res, boxes=rescore_boxes(b, scorer, tile)) for res, b in zip(r.results, corrected, strict=True)
-            ]
-            table[(j, t)] = box_ap(final, r.records, meta.positive_classes)["ap50"] or 0.0
+            fits[(j, t)], table[(j, t)] = _fit_and_judge(r, meta)
     best_j, best_t = max(table, key=lambda jt: (table[jt], -abs(jt[1] - 0.5)))
     meta.cam_threshold, meta.join_cells = best_t, best_j
-    best_fit, best_scorer = fits[(best_j, best_t)]
-    meta.box_correction = best_fit.as_dict() if best_fit else None
-    meta.box_scorer = best_scorer.as_dict() if best_scorer else None
+    calibration = fits[(best_j, best_t)].as_dict()
+    meta.box_calibration = calibration
     return {
         "split": split,
         "images": len(evidence),
@@ -227,8 +227,7 @@ def calibrate(
         "image_thresholds": chosen,
         "cam_threshold": best_t,
         "join_cells": best_j,
-        "box_correction": meta.box_correction,
-        "box_scorer": meta.box_scorer,
+        "box_calibration": calibration,
         "ap50_by_join_and_cam_threshold": {f"join {j:g}, threshold {t:g}": v for (j, t), v in table.items()},
-        "ap50_uncorrected": {f"join {j:g}, threshold {t:g}": v for (j, t), v in raw.items()},
+        "ap50_uncalibrated": {f"join {j:g}, threshold {t:g}": v for (j, t), v in raw.items()},
     }

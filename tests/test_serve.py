@@ -135,6 +135,7 @@ def test_model_endpoint(client: httpx.Client, trained_model: Path) -> None:
         "max_pixels": 2000000,
         "max_queue": 1,
         "micro_batching": True,
+        "model_calls": "batched",
         "max_batch": 128,
     }
 
@@ -421,6 +422,48 @@ def test_micro_batching_backend_merges_and_splits_exactly(trained_model: Path) -
     assert not batcher.running
     with pytest.raises(BatcherClosed):
         batcher.predict(inputs[0])
+
+
+def test_serial_backend_runs_one_call_at_a_time(trained_model: Path) -> None:
+    """The one-call-at-a-time mode: same answers as the runtime, never two calls inside it at once."""
+    from detector.backends import open_backend
+    from detector.serve.batching import SerialBackend
+
+    inner = open_backend(trained_model)
+    inside, most = [0], [0]
+    lock = threading.Lock()
+    real_predict = inner.predict
+
+    def counting_predict(tiles, with_features=False):  # the real model call, with a concurrency probe
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            return real_predict(tiles, with_features)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    inner.predict = counting_predict
+    serial = SerialBackend(inner)
+    rng = np.random.default_rng(1)
+    inputs = [rng.integers(0, 256, (n, 80, 80, 3), dtype=np.uint8) for n in (2, 3, 1, 4, 2, 2)]
+    want = [real_predict(t) for t in inputs]
+    got: dict[int, object] = {}
+    start = threading.Barrier(len(inputs))
+
+    def call(i: int) -> None:
+        start.wait()
+        got[i] = serial.predict(inputs[i])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+    for i, w in enumerate(want):
+        np.testing.assert_allclose(got[i].probs, w.probs, atol=1e-5)
 
 
 def test_sigterm_finishes_the_request_in_flight_then_stops(server: ServerProcess, client: httpx.Client) -> None:

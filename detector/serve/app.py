@@ -216,6 +216,7 @@ def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
                 "max_pixels": config.max_pixels,
                 "max_queue": config.max_queue,
                 "micro_batching": config.batching,
+                "model_calls": config.model_calls,
                 "max_batch": config.max_batch if config.batching else None,
             },
         }

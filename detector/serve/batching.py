@@ -1,4 +1,4 @@
-"""Micro-batching: many request threads, one model call.
+"""How request threads reach the model: merged into shared calls (micro-batching), or one call at a time.
 
 A CPU forward pass of a few dozen tiles costs a fixed overhead (graph dispatch, thread-pool wake-up,
 small matrix products) that a bigger batch amortizes. When several requests scan at once, each of
@@ -183,3 +183,26 @@ class MicroBatchingBackend:
             j.output = BackendOutput(out.probs[start:end], out.cams[start:end], feats)
             j.done.set()
             start = end
+
+
+class SerialBackend:
+    """A `Backend` that lets one model call run at a time, each request's tiles on their own.
+
+    What a server without micro-batching usually does (a lock around the model): the activations of
+    one call at a time in memory, no merging. The benchmark's "one call at a time" baseline, and a
+    choice for machines where calls side by side would not fit in memory.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.meta = inner.meta
+        self.name = inner.name
+        self.model_name = inner.model_name
+        self.model_sha256 = inner.model_sha256
+        self.head_kernel = inner.head_kernel
+        self.head_bias = inner.head_bias
+        self._lock = threading.Lock()
+
+    def predict(self, tiles: np.ndarray, with_features: bool = False) -> BackendOutput:
+        with self._lock:
+            return self.inner.predict(tiles, with_features)

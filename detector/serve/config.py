@@ -8,6 +8,10 @@ from pathlib import Path
 from detector.errors import DetectorError
 from detector.images import DEFAULT_MAX_PIXELS
 
+#: How concurrent requests reach the model: merged into shared calls (micro-batching, the default), one
+#: call at a time (a lock), or side by side (each request thread calls the runtime itself).
+MODEL_CALLS = ("batched", "serial", "concurrent")
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -19,12 +23,16 @@ class ServeConfig:
     max_upload_mb: float = 20.0  # one file (an image, or a zip for /v1/scan/batch)
     max_files: int = 100  # per request, zip members included
     max_pixels: int = DEFAULT_MAX_PIXELS
-    batching: bool = True  # False: each request calls the model itself (the benchmark's baseline)
+    model_calls: str = "batched"  # batched (micro-batching) | serial (one call at a time) | concurrent
     max_batch: int = 128  # tiles in one shared model call
     batch_wait_ms: float = 3.0
     max_queue: int = 32  # requests scanning or waiting to scan; more get 503
     scan_threads: int = 8  # images scanned at once (they share model calls)
     batch_parallel: int = 4  # images of one /v1/scan/batch request scanned at once
+
+    @property
+    def batching(self) -> bool:
+        return self.model_calls == "batched"
 
     @property
     def max_upload_bytes(self) -> int:
@@ -41,6 +49,7 @@ class ServeConfig:
             (self.batch_parallel >= 1, "batch_parallel must be at least 1"),
             (self.api_key is None or len(self.api_key) >= 8, "--api-key must be at least 8 characters"),
             (0 <= self.port <= 65535, "--port must be 0..65535"),
+            (self.model_calls in MODEL_CALLS, f"--model-calls must be one of {', '.join(MODEL_CALLS)}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -15,7 +15,7 @@ import numpy as np
 from detector.backends import Backend
 from detector.detector import Detector
 from detector.scan import ScanOptions
-from detector.serve.batching import MicroBatchingBackend
+from detector.serve.batching import MicroBatchingBackend, SerialBackend
 from detector.serve.config import ServeConfig
 
 log = logging.getLogger("detector.serve")
@@ -34,11 +34,13 @@ def warm_up(backend: Backend) -> None:
 
 
 def build_detector(config: ServeConfig) -> Detector:
-    """The model, loaded once; its backend wrapped by the micro-batcher unless batching is off."""
+    """The model, loaded once; its backend wrapped by the micro-batcher or the one-call-at-a-time lock."""
     det = Detector.load(config.model, config.backend, ScanOptions(), config.max_pixels, shared_cpu=True)
     warm_up(det.backend)
-    if not config.batching:
+    if config.model_calls == "concurrent":
         return det
+    if config.model_calls == "serial":
+        return Detector(SerialBackend(det.backend), det.options, det.max_pixels)
     batcher = MicroBatchingBackend(det.backend, config.max_batch, config.batch_wait_ms)
     return Detector(batcher, det.options, det.max_pixels)
 
@@ -53,7 +55,11 @@ def serve(config: ServeConfig, access_log: bool = True) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     detector = build_detector(config)
     app = create_app(config, detector)
-    batching = f"micro-batching up to {config.max_batch} tiles" if config.batching else "no micro-batching"
+    batching = {
+        "batched": f"micro-batching up to {config.max_batch} tiles",
+        "serial": "model calls one at a time",
+        "concurrent": "model calls side by side",
+    }[config.model_calls]
     log.info(
         "model %s (%s, %d px tiles), %s, %s",
         detector.backend.model_name,
