@@ -218,7 +218,8 @@ def calibrate(
             fits[(j, t)], table[(j, t)] = _fit_and_judge(r, meta)
     best_j, best_t = max(table, key=lambda jt: (table[jt], -abs(jt[1] - 0.5)))
     meta.cam_threshold, meta.join_cells = best_t, best_j
-    calibration = fits[(best_j, best_t)].as_dict()
+    best = fits[(best_j, best_t)]
+    calibration = best.as_dict() if (best.correction or best.scorer) else None  # None: too few boxes to fit
     meta.box_calibration = calibration
     return {
         "split": split,

@@ -113,9 +113,10 @@ def test_boxes_overlap_the_true_box_by_half(calibrated_model: Path) -> None:
         ious.append(_best_iou(r, (x, y, x + side, y + side)))
     meta = detector.meta
     print(f"CAM threshold {meta.cam_threshold}, join {meta.join_cells}: best IoUs", [round(i, 2) for i in ious])
-    # This 80-px test model (7x7-cell maps) reaches IoU >= 0.5 on the larger logos only (measured: 0.35-0.45
-    # on the others); the 128-px demo model's box AP@0.5 is measured on 100 scenes in the README.
-    assert sum(i >= 0.5 for i in ious) >= 2 and np.median(ious) >= 0.35
+    # This 80-px test model (7x7-cell maps) with its box calibration (fitted by `detect calibrate` on its
+    # validation scenes) measured 4 of 6 at IoU >= 0.5, median 0.61 (0.35-0.45 before the calibration);
+    # the 128-px demo model's box AP@0.5 is measured on 100 scenes in the README.
+    assert sum(i >= 0.5 for i in ious) >= 3 and np.median(ious) >= 0.45
 
 
 def _center_inside(b, box: tuple[int, int, int, int]) -> bool:
