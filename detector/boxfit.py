@@ -253,7 +253,7 @@ def rescore_boxes(dets: list[Detection], scorer: BoxScorer | None, tile: int) ->
 
 @dataclass(frozen=True)
 class BoxCalibration:
-    """What `detect calibrate` fits for one scan mode: the box correction, then the box scorer."""
+    """What `detect calibrate` fits and the scanner applies: the box correction, then the box scorer."""
 
     correction: BoxCorrection | None
     scorer: BoxScorer | None

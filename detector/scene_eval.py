@@ -26,6 +26,7 @@ from detector.data import split_of
 from detector.errors import DatasetError, ImageLoadError
 from detector.images import load_image
 from detector.metrics import choose_threshold
+from detector.model import ModelMeta
 from detector.results import ScanResult
 from detector.scan import ScanOptions, TileEvidence, assemble_result, tile_evidence
 
@@ -166,7 +167,7 @@ def evaluate_scenes(
     return SceneReport(report, results, recs)
 
 
-def _fit_and_judge(r: SceneReport, meta) -> tuple[BoxCalibration, float]:
+def _fit_and_judge(r: SceneReport, meta: ModelMeta) -> tuple[BoxCalibration, float]:
     """The box calibration fitted on a report's boxes, and the AP@0.5 of the boxes it gives."""
     tile = meta.input_size
     truth = [[(b.label, b.x1, b.y1, b.x2, b.y2) for b in rec.boxes] for rec in r.records]
