@@ -374,7 +374,8 @@ def calibrate(
     target_precision: Annotated[float, typer.Option(help="Image-level precision to reach.")] = 0.9,
     split: Annotated[str, typer.Option(help="Scenes to calibrate on: val (by name hash) or all.")] = "val",
 ) -> None:
-    """Choose the image-level thresholds and the CAM threshold on whole scenes; store them in model.json."""
+    """Choose the image-level thresholds, the CAM threshold and the box calibration on whole scenes; store them in
+    model.json."""
     from detector.backends import open_backend
     from detector.boxdata import read_box_dataset
     from detector.errors import DetectorError
