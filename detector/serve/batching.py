@@ -56,7 +56,20 @@ class BatchStats:
         }
 
 
-class MicroBatchingBackend:
+class _WrappedBackend:
+    """What a `Backend` wrapper exposes of the runtime it wraps, so the pipeline cannot tell them apart."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.meta = inner.meta
+        self.name = inner.name
+        self.model_name = inner.model_name
+        self.model_sha256 = inner.model_sha256
+        self.head_kernel = inner.head_kernel
+        self.head_bias = inner.head_bias
+
+
+class MicroBatchingBackend(_WrappedBackend):
     """A `Backend` that merges concurrent `predict` calls into shared calls of the wrapped backend.
 
     A single job larger than `max_batch` runs alone and is never split: the pipeline already sizes its
@@ -68,13 +81,7 @@ class MicroBatchingBackend:
     def __init__(self, inner: Backend, max_batch: int = 128, wait_ms: float = 3.0) -> None:
         if max_batch < 1:
             raise DetectorError("--max-batch must be at least 1")
-        self.inner = inner
-        self.meta = inner.meta
-        self.name = inner.name
-        self.model_name = inner.model_name
-        self.model_sha256 = inner.model_sha256
-        self.head_kernel = inner.head_kernel
-        self.head_bias = inner.head_bias
+        super().__init__(inner)
         self.max_batch = max_batch
         self.wait_s = max(0.0, wait_ms) / 1e3
         self.stats = BatchStats()
@@ -185,7 +192,7 @@ class MicroBatchingBackend:
             start = end
 
 
-class SerialBackend:
+class SerialBackend(_WrappedBackend):
     """A `Backend` that lets one model call run at a time, each request's tiles on their own.
 
     What a server without micro-batching usually does (a lock around the model): the activations of
@@ -194,13 +201,7 @@ class SerialBackend:
     """
 
     def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.meta = inner.meta
-        self.name = inner.name
-        self.model_name = inner.model_name
-        self.model_sha256 = inner.model_sha256
-        self.head_kernel = inner.head_kernel
-        self.head_bias = inner.head_bias
+        super().__init__(inner)
         self._lock = threading.Lock()
 
     def predict(self, tiles: np.ndarray, with_features: bool = False) -> BackendOutput:
