@@ -478,22 +478,32 @@ def scan(
         str, typer.Option(help="tiles (cut every window) or dense (one backbone pass per pyramid level, faster).")
     ] = "tiles",
     max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs).")] = 100_000_000,
+    max_file_mb: Annotated[float, typer.Option(help="Refuse larger files, from stat, before reading them.")] = 256.0,
+    max_upscale: Annotated[float, typer.Option(help="No pyramid level enlarges the image more than this.")] = 2.0,
+    max_windows: Annotated[
+        int, typer.Option(help="Windows per image, all levels; a default pyramid over it is coarsened to fit.")
+    ] = 512,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
 ) -> None:
-    """Find logos in images and folders: verdicts, scores and boxes (multi-scale tiles + Grad-CAM)."""
-    from detector.batch import list_images, scan_many
+    """Find logos in images and folders: verdicts, scores and boxes (multi-scale tiles + Grad-CAM).
+
+    Exit code: 0 every image scanned, 1 some images failed (each has an error record), 2 a usage or
+    model error (nothing scanned)."""
+    from detector.batch import MAX_WORKERS, list_images, scan_many
     from detector.detector import Detector
     from detector.errors import DetectorError
     from detector.scan import ScanOptions
+    from detector.scan_options import check_int, check_number, parse_scales
 
     try:
         if fmt not in ("text", "json", "jsonl", "csv", "coco"):
-            raise DetectorError("--format must be text, json, jsonl, csv or coco")
+            raise DetectorError("format must be text, json, jsonl, csv or coco")
         if resume and (output is None or fmt != "jsonl"):
             raise DetectorError("--resume needs --format jsonl and --output FILE (the results written so far)")
-        scale_list = tuple(float(x) for x in scales.split(",")) if scales else None
+        check_int("workers", workers, 1, MAX_WORKERS)
+        max_file_bytes = int(check_number("max_file_mb", max_file_mb, 0.001, 2**30) * 2**20)
         opts = ScanOptions(
-            scales=scale_list,
+            scales=parse_scales(scales) if scales else None,
             min_logo=min_logo,
             max_logo=max_logo,
             overlap=overlap,
@@ -505,26 +515,31 @@ def scan(
             merge=merge,
             mode=mode,
             calibrated_boxes=box_calibration,
+            max_upscale=max_upscale,
+            max_windows=max_windows,
         )
         if backend != "onnx" and (model is None or model.suffix.lower() != ".onnx"):
             import_tensorflow_quietly()
-        det = Detector.load(model, backend, opts, max_pixels)
+        det = Detector.load(model, backend, opts, max_pixels, max_file_bytes=max_file_bytes)
         paths = list_images(inputs, glob)
         if not paths:
             raise DetectorError("no images found in the given paths")
-    except ValueError:
-        _fail(DetectorError("--scales takes numbers separated by commas, e.g. 1,0.5,0.25"))
     except DetectorError as e:
         _fail(e)
     from detector.scan_output import ScanWriter
 
-    writer = ScanWriter(
-        fmt, output, out_dir, inputs, det.meta, show_boxes=boxes, append=resume, console=out, single=len(paths) == 1
-    )
-    summary = scan_many(
-        det, paths, writer.add, resume_from=output if resume else None, workers=workers, progress=len(paths) > 1
-    )
-    writer.close()
+    try:
+        writer = ScanWriter(
+            fmt, output, out_dir, inputs, det.meta, show_boxes=boxes, append=resume, console=out, single=len(paths) == 1
+        )
+        if writer.repaired:
+            err.print(f"{output}: cut a torn last line ({writer.repaired} bytes) before appending", highlight=False)
+        summary = scan_many(
+            det, paths, writer.add, resume_from=output if resume else None, workers=workers, progress=len(paths) > 1
+        )
+        writer.close()
+    except OSError as e:  # the output cannot be written (disk full, permissions): one line, not a traceback
+        _fail(DetectorError(f"cannot write the results: {e.strerror or e} ({e.filename or output})"))
     if len(paths) > 1 or summary.errors:
         per = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_label.items())) or "none"
         err.print(
@@ -532,6 +547,7 @@ def scan(
             f"{summary.with_logo} with a logo ({per}), {summary.errors} error(s)",
             highlight=False,
         )
+    raise typer.Exit(1 if summary.errors else 0)
 
 
 @app.command()
@@ -557,6 +573,7 @@ def serve(
             "serial: one call at a time; concurrent: each request calls the model itself."
         ),
     ] = "batched",
+    max_windows: Annotated[int, typer.Option(help="Windows per image; requests may ask for fewer, not more.")] = 512,
     max_queue: Annotated[int, typer.Option(help="Requests scanning at once; more get 503 + Retry-After.")] = 32,
     scan_threads: Annotated[int, typer.Option(help="Images decoded/tiled/scanned at once.")] = 8,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
@@ -579,6 +596,7 @@ def serve(
         max_batch=max_batch,
         max_queue=max_queue,
         scan_threads=scan_threads,
+        max_windows=max_windows,
     )
     try:
         config.validate()

@@ -1,81 +1,132 @@
 """Scanning many images: decoding in a thread pool ahead of inference, results streamed as they come.
 
-Memory stays flat however many images there are: at most `prefetch` decoded images wait in memory, and
-results go to the writer one by one. `--resume` reads the JSONL written so far and skips every image
-whose path and content hash are already there; a broken file is a result with an error, never a stop.
+Memory stays flat however many images there are: at most `prefetch` decoded images wait, within a
+byte budget (detector.membudget) that the images being read, decoded and waiting share, and results
+go to the writer one by one. `--resume` reads the JSONL written so far and skips every image already
+there: a result whose file has the same content hash, or an error record that the file, unchanged,
+would get again. A broken file is a result with an error, never a stop; so is an unexpected failure
+while scanning one image: the batch never loses the other files' results.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from detector.data import file_sha256
 from detector.detector import Detector
 from detector.errors import DetectorError, ImageLoadError
-from detector.images import LoadedImage, is_image_path, load_image
-from detector.results import ScanResult
+from detector.images import DEFAULT_MAX_FILE_BYTES, LoadedImage, is_image_path, load_image, refusal, sha256_capped
+from detector.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
+from detector.results import ScanResult, path_from_record
+from detector.scan_options import check_int
+
+MAX_WORKERS = 64
+
+
+def _wanted(rel: PurePath, glob: str | None) -> bool:
+    if rel.name.startswith("."):
+        return False
+    if glob:
+        return rel.match(glob) or fnmatch.fnmatch(rel.name, glob)
+    return is_image_path(Path(rel.name))
 
 
 def list_images(inputs: Iterable[str | Path], glob: str | None = None) -> list[Path]:
-    """Files named directly, and image files found recursively in folders (sorted, deduplicated)."""
+    """Files named directly, and the image files found in folders (recursive, sorted, deduplicated).
+
+    In folders: names with an image extension (or matching `glob`), whatever they are; a FIFO, a
+    device or a broken link of such a name becomes an error record when scanned, never a hang. Names
+    starting with a dot are skipped, and links to folders are not followed (no loops, no escaping the
+    folder); links to files are. A path named directly is always kept (a bad one is an error result).
+    """
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            found = p.rglob(glob) if glob else p.rglob("*")
-            out += sorted(f for f in found if f.is_file() and (glob or is_image_path(f)) and not f.name.startswith("."))
-        else:
-            out.append(p)  # a missing or bad file becomes an error result, not a crash
+        if not p.is_dir():
+            out.append(p)
+            continue
+        found: list[Path] = []
+        for top, dirs, files in os.walk(p, followlinks=False):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            base = Path(top)
+            found += [base / f for f in files if _wanted((base / f).relative_to(p), glob)]
+        out += sorted(found)
     seen: set[Path] = set()
     return [p for p in out if not (p in seen or seen.add(p))]
 
 
-def done_in_jsonl(path: Path) -> dict[str, str]:
-    """{path: sha256} of the images already in a JSONL output (a torn last line is ignored)."""
-    done: dict[str, str] = {}
+def done_in_jsonl(path: Path) -> dict[str, dict]:
+    """{path: its last record} of the images already in a JSONL output; unparsable lines are ignored."""
+    done: dict[str, dict] = {}
     if not path.is_file():
         return done
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 rec = json.loads(line)
-                done[rec["path"]] = rec.get("sha256", "")
-            except (json.JSONDecodeError, KeyError, TypeError):
+                done[path_from_record(rec)] = rec
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue
     return done
 
 
-def _load(path: Path, max_pixels: int) -> tuple[LoadedImage | None, str, str]:
+def already_done(p: Path, rec: dict, max_file_bytes: int) -> bool:
+    """Whether scanning `p` again would only repeat `rec`: the same content (by hash), or for an
+    error record of a file that was never read, the same refusal from stat."""
+    sha = rec.get("sha256") or ""
+    if sha:
+        return sha256_capped(p, max_file_bytes) == sha
+    errors = rec.get("errors") or []
+    return bool(errors) and refusal(p, max_file_bytes) == errors[0]
+
+
+def _load(path: Path, max_pixels: int, max_file_bytes: int) -> tuple[LoadedImage | None, str, str]:
     try:
-        img = load_image(path, max_pixels)
+        img = load_image(path, max_pixels, max_file_bytes=max_file_bytes)
         return img, img.sha256, ""
     except ImageLoadError as e:
-        return None, "", e.reason
-    except OSError as e:  # unreadable after the decode (permissions, vanished): still a value
+        return None, e.sha256, e.reason
+    except OSError as e:  # unreadable after the checks (permissions, vanished): still a value
         return None, "", str(e)
 
 
-def iter_loaded(paths: list[Path], max_pixels: int, workers: int = 2, prefetch: int = 4) -> Iterator:
-    """(path, image or None, sha256, error) in order, decoded by a thread pool up to `prefetch` ahead."""
+def iter_loaded(
+    paths: list[Path],
+    max_pixels: int,
+    workers: int = 2,
+    prefetch: int = 4,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    budget: MemoryBudget | None = None,
+) -> Iterator[tuple[Path, LoadedImage | None, str, str]]:
+    """(path, image or None, sha256, error) in order, decoded by a thread pool up to `prefetch` ahead.
+
+    Each image reserves its decode cost (stat + header) in `budget` before it is submitted and gives
+    it back once the caller is done with it; the reservations are taken here, in order, so a worker
+    never waits on the budget and the order cannot deadlock."""
+    budget = budget or MemoryBudget(DEFAULT_DECODE_MEMORY)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque[tuple[Path, Future]] = deque()
+        pending: deque[tuple[Path, Future, int]] = deque()
         it = iter(paths)
-        for p in it:
-            pending.append((p, pool.submit(_load, p, max_pixels)))
-            if len(pending) >= prefetch:
-                break
-        while pending:
-            p, fut = pending.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(_load, nxt, max_pixels)))
-            img, sha, err = fut.result()
-            yield p, img, sha, err
+        nxt = next(it, None)
+        while pending or nxt is not None:
+            while nxt is not None and len(pending) < prefetch:
+                cost = decode_cost(nxt, max_file_bytes, max_pixels)
+                if not budget.try_acquire(cost):
+                    break  # wait for the scan to give memory back
+                pending.append((nxt, pool.submit(_load, nxt, max_pixels, max_file_bytes), cost))
+                nxt = next(it, None)
+            p, fut, cost = pending.popleft()
+            try:
+                img, sha, err = fut.result()
+                yield p, img, sha, err
+            finally:
+                budget.release(cost)
 
 
 @dataclass
@@ -97,6 +148,21 @@ class BatchSummary:
             self.per_label[label] += 1
 
 
+def _scan_one(detector: Detector, p: Path, img: LoadedImage | None, sha: str, err: str) -> ScanResult:
+    if img is None:
+        r = detector.error_result(str(p), err)
+        r.sha256 = sha
+        return r
+    try:
+        return detector.scan_loaded(img, path=str(p))
+    except DetectorError as e:  # over the work budget, a model failure: a record, and the batch goes on
+        r = detector.error_result(str(p), str(e))
+    except Exception as e:  # a bug must not cost the other files their results
+        r = detector.error_result(str(p), f"internal error: {e.__class__.__name__}: {e}")
+    r.sha256 = sha
+    return r
+
+
 def scan_many(
     detector: Detector,
     paths: list[Path],
@@ -106,13 +172,15 @@ def scan_many(
     progress: bool = True,
 ) -> BatchSummary:
     """Scan `paths` in order, calling on_result(result, pixels) for each; returns the summary."""
+    workers = check_int("workers", workers, 1, MAX_WORKERS)
     summary = BatchSummary()
     done = done_in_jsonl(resume_from) if resume_from else {}
     todo = paths
     if done:
         todo = []
         for p in paths:
-            if str(p) in done and p.is_file() and done[str(p)] == file_sha256(p):
+            rec = done.get(str(p))
+            if rec is not None and already_done(p, rec, detector.max_file_bytes):
                 summary.skipped_done += 1
             else:
                 todo.append(p)
@@ -122,15 +190,8 @@ def scan_many(
 
         bar = tqdm(total=len(todo), unit="img", desc="scan", disable=None, smoothing=0.1)
     try:
-        for p, img, sha, err in iter_loaded(todo, detector.max_pixels, workers):
-            if img is None:
-                r = detector.error_result(str(p), err)
-            else:
-                try:
-                    r = detector.scan_loaded(img, path=str(p))
-                except DetectorError as e:
-                    r = detector.error_result(str(p), str(e))
-                    r.sha256 = sha
+        for p, img, sha, err in iter_loaded(todo, detector.max_pixels, workers, max_file_bytes=detector.max_file_bytes):
+            r = _scan_one(detector, p, img, sha, err)
             summary.add(r)
             on_result(r, img.pixels if img is not None else None)
             if bar is not None:

@@ -17,9 +17,13 @@ import numpy as np
 
 from detector.backends import Backend, open_backend
 from detector.errors import DetectorError, ImageLoadError
-from detector.images import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+from detector.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from detector.results import ScanResult
 from detector.scan import ScanOptions, scan_pixels
+from detector.scan_options import check_int
+
+#: The most pixels --max-pixels may allow (a 100,000 x 100,000 image; 30 GB decoded).
+MAX_PIXELS_LIMIT = 10**10
 
 DEMO_MODEL = Path("demo-output") / "model"
 
@@ -38,11 +42,24 @@ def default_model_path() -> Path:
 
 
 class Detector:
-    def __init__(self, backend: Backend, options: ScanOptions | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """A loaded model and the scan options it uses unless a call passes others.
+
+    `max_pixels` and `max_file_bytes` are the decoder's limits: a file over either is refused (from
+    its header, or from stat before a byte is read) with an error result, never decoded."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        options: ScanOptions | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ):
         self.backend = backend
         self.options = options or ScanOptions()
-        self.options.validate()
-        self.max_pixels = max_pixels
+        if not isinstance(self.options, ScanOptions):
+            raise DetectorError(f"options must be a ScanOptions, got {type(self.options).__name__}")
+        self.max_pixels = check_int("max_pixels", max_pixels, 1, MAX_PIXELS_LIMIT)
+        self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1, 2**50)
 
     @classmethod
     def load(
@@ -52,8 +69,11 @@ class Detector:
         options: ScanOptions | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         shared_cpu: bool = False,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> Detector:
-        return cls(open_backend(path or default_model_path(), backend, shared_cpu), options, max_pixels)
+        if options is not None and not isinstance(options, ScanOptions):
+            raise DetectorError(f"options must be a ScanOptions, got {type(options).__name__}")
+        return cls(open_backend(path or default_model_path(), backend, shared_cpu), options, max_pixels, max_file_bytes)
 
     @property
     def meta(self):
@@ -61,21 +81,30 @@ class Detector:
 
     def scan(self, image: str | Path | np.ndarray, options: ScanOptions | None = None) -> ScanResult:
         """Scan a path or an RGB uint8 array. A file that cannot be read gives a result with `errors`."""
-        opts = options or self.options
+        opts = self._options(options)
         if isinstance(image, np.ndarray):
             return scan_pixels(self.backend, _as_rgb(image), opts)
         try:
-            loaded = load_image(image, self.max_pixels)
+            loaded = load_image(image, self.max_pixels, max_file_bytes=self.max_file_bytes)
         except ImageLoadError as e:
-            return self.error_result(str(image), e.reason)
+            r = self.error_result(str(image), e.reason)
+            r.sha256 = e.sha256
+            return r
         return self.scan_loaded(loaded, opts)
+
+    def _options(self, options: ScanOptions | None) -> ScanOptions:
+        if options is None:
+            return self.options
+        if not isinstance(options, ScanOptions):
+            raise DetectorError(f"options must be a ScanOptions, got {type(options).__name__}")
+        return options
 
     def scan_loaded(
         self, loaded: LoadedImage, options: ScanOptions | None = None, path: str | None = None
     ) -> ScanResult:
         """Scan an image already decoded by `load_image`; the result carries its path and content hash."""
         name = loaded.path if path is None else path
-        result = scan_pixels(self.backend, loaded.pixels, options or self.options, name)
+        result = scan_pixels(self.backend, loaded.pixels, self._options(options), name)
         result.sha256 = loaded.sha256
         return result
 
@@ -90,6 +119,6 @@ class Detector:
 def _as_rgb(a: np.ndarray) -> np.ndarray:
     if a.ndim == 2:
         a = np.stack([a] * 3, axis=-1)
-    if a.ndim != 3 or a.shape[2] not in (3, 4):
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
         raise DetectorError(f"expected an HxWx3 RGB array, got shape {a.shape}")
     return np.ascontiguousarray(a[..., :3], dtype=np.uint8)

@@ -197,9 +197,11 @@ def read_meta(model_dir: str | Path) -> ModelMeta:
         raise ModelDirError(f"{d}: not a logo-detector model directory (needs {MODEL_FILE} and {META_FILE})")
     try:
         data = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelDirError(f"{meta_path}: damaged ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON or not UTF-8
+        raise ModelDirError(f"{meta_path}: damaged ({str(e)[:200]})") from None
+    if not isinstance(data, dict):
+        raise ModelDirError(f"{meta_path}: not a logo-detector model (a JSON {type(data).__name__}, not an object)")
+    if data.get("format") != FORMAT:
         raise ModelDirError(f"{meta_path}: not a logo-detector model (format {data.get('format')!r})")
     known = set(ModelMeta.__dataclass_fields__)
     try:

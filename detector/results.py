@@ -1,10 +1,19 @@
-"""Scan results: one dataclass per image, and writers (JSON, JSONL, CSV, COCO, annotated images)."""
+"""Scan results: one dataclass per image, and writers (JSON, JSONL, CSV, COCO, annotated images).
+
+File names are bytes on Linux and need not be UTF-8; Python carries undecodable bytes in a `str` as
+lone surrogates (`os.fsdecode`'s surrogateescape), which no UTF-8 writer accepts. Every writer here
+therefore puts `path` in a lossless, documented form: the name as UTF-8 text where it is valid UTF-8;
+otherwise `path` shows each undecodable byte as `\\xNN` and `path_b64` carries the exact bytes
+(base64), from which `path_from_record` gives the original name back.
+"""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +38,11 @@ class ScanResult:
     model: dict[str, str] = field(default_factory=dict)
     sha256: str = ""
     heatmaps: dict[str, np.ndarray] | None = None  # per label, image-sized float maps in [0, 1]; not serialized
+    notes: list[str] = field(default_factory=list)  # what the work budget changed about this scan
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "path": self.path,
+            **path_fields(self.path),
             "width": self.width,
             "height": self.height,
             "scores": {k: round(v, 4) for k, v in self.scores.items()},
@@ -40,10 +50,41 @@ class ScanResult:
             "labels": self.labels,
             "boxes": [b.as_dict() for b in self.boxes],
             "errors": self.errors,
+            "notes": self.notes,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
             "model": self.model,
             "sha256": self.sha256,
         }
+
+
+def path_bytes(path: str) -> bytes:
+    """The file name's bytes as the file system has them (surrogateescape undone)."""
+    try:
+        return os.fsencode(path)
+    except UnicodeEncodeError:  # surrogates that did not come from the file system
+        return path.encode("utf-8", "surrogatepass")
+
+
+def path_fields(path: str) -> dict[str, str]:
+    """{"path": text} for a UTF-8 name; {"path": text with \\xNN escapes, "path_b64": exact bytes} otherwise."""
+    raw = path_bytes(path)
+    try:
+        return {"path": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"path": raw.decode("utf-8", "backslashreplace"), "path_b64": base64.b64encode(raw).decode("ascii")}
+
+
+def display_path(path: str) -> str:
+    """One printable line for a terminal or a log: undecodable bytes and control characters escaped."""
+    text = path_fields(path)["path"]
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def path_from_record(rec: dict[str, Any]) -> str:
+    """The original file name (as a Path would hold it) from a JSON record written by these writers."""
+    if rec.get("path_b64"):
+        return os.fsdecode(base64.b64decode(rec["path_b64"], validate=True))
+    return str(rec["path"])
 
 
 def to_jsonl_line(r: ScanResult) -> str:
@@ -54,15 +95,17 @@ def to_csv(results: list[ScanResult]) -> str:
     """One row per box; an image without boxes (or with an error) still gets one row."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["path", "has_logo", "label", "score", "x1", "y1", "x2", "y2", "scale", "error"])
+    w.writerow(["path", "has_logo", "label", "score", "x1", "y1", "x2", "y2", "scale", "error", "path_b64"])
     for r in results:
         err = "; ".join(r.errors)
+        name = path_fields(r.path)
+        path, b64 = name["path"], name.get("path_b64", "")
         if not r.boxes:
-            w.writerow([r.path, r.has_logo, "", "", "", "", "", "", "", err])
+            w.writerow([path, r.has_logo, "", "", "", "", "", "", "", err, b64])
         for b in r.boxes:
             d = b.as_dict()
             w.writerow(
-                [r.path, r.has_logo, d["label"], d["score"], d["x1"], d["y1"], d["x2"], d["y2"], d["scale"], err]
+                [path, r.has_logo, d["label"], d["score"], d["x1"], d["y1"], d["x2"], d["y2"], d["scale"], err, b64]
             )
     return buf.getvalue()
 
@@ -72,7 +115,11 @@ def to_coco(results: list[ScanResult], labels: list[str]) -> dict[str, Any]:
     cat = {name: i + 1 for i, name in enumerate(labels)}
     images, anns = [], []
     for i, r in enumerate(results, start=1):
-        images.append({"id": i, "file_name": r.path, "width": r.width, "height": r.height})
+        name = path_fields(r.path)
+        entry: dict[str, Any] = {"id": i, "file_name": name["path"], "width": r.width, "height": r.height}
+        if "path_b64" in name:
+            entry["path_b64"] = name["path_b64"]
+        images.append(entry)
         for b in r.boxes:
             anns.append(
                 {

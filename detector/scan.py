@@ -7,75 +7,73 @@ is passed in. Tiles of all pyramid levels are batched together.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from detector.backends.base import Backend
-from detector.boxes import MERGE_METHODS, Detection, LevelCanvas, fits_level, merge_levels
+from detector.boxes import Detection, LevelCanvas, fits_level, merge_levels
 from detector.boxfit import BoxCalibration
-from detector.cam import CAM_METHODS, gradcam_from_cams, gradcam_pp
+from detector.cam import gradcam_from_cams, gradcam_pp
 from detector.dense import dense_evidence
-from detector.errors import DetectorError
 from detector.model import CAM_GEOMETRY
 from detector.results import ScanResult
-from detector.tiling import Tile, cut_tiles, default_scales, pyramid_tiles, scales_for_logo_range
+from detector.scan_options import SCAN_MODES, OptionError, ScanOptions
+from detector.tiling import (
+    DEFAULT_MAX_LOGO_FRACTION,
+    DEFAULT_MIN_LOGO_FRACTION,
+    BudgetError,
+    PyramidPlan,
+    Tile,
+    capped_logo_scales,
+    cut_tiles,
+    fit_budget,
+    pyramid_tiles,
+)
+
+__all__ = ["SCAN_MODES", "BudgetError", "OptionError", "ScanOptions", "plan_pyramid", "plan_scales", "scan_pixels"]
 
 #: Heatmaps are stitched at most this many pixels on the long side (boxes are scaled back exactly).
 CANVAS_SIDE = 640
 DEFAULT_CAM_THRESHOLD = 0.5
 DEFAULT_JOIN_CELLS = 3.0
-SCAN_MODES = ("tiles", "dense")
 
 
-@dataclass(frozen=True)
-class ScanOptions:
-    scales: tuple[float, ...] | None = None  # pyramid scales; None: from min/max logo or the default range
-    min_logo: float | None = None  # pixels
-    max_logo: float | None = None
-    overlap: float = 0.5
-    batch_size: int = 32
-    boxes: bool = True
-    heatmap: bool = False
-    cam_threshold: float | None = None  # fraction of each tile map's peak; None: the model's tuned value
-    cam_method: str = "gradcam"
-    tile_threshold: float | None = None  # None: the model's per-class tile thresholds
-    join_cells: float | None = None  # CAM fragments this many map cells apart are one logo; None: the model's
-    merge: str = "nms"  # how boxes of the pyramid levels become one per logo (see boxes.merge_levels)
-    mode: str = "tiles"  # "tiles": cut every window; "dense": one backbone pass per level (detector.dense)
-    calibrated_boxes: bool = True  # apply the model's box calibration (detector.boxfit)
+def plan_pyramid(width: int, height: int, tile: int, opts: ScanOptions) -> PyramidPlan:
+    """The levels one image is scanned at, within the options' work budget (see tiling.fit_budget).
 
-    def validate(self) -> None:
-        if self.cam_method not in CAM_METHODS:
-            raise DetectorError(f"--cam-method must be one of {', '.join(CAM_METHODS)}")
-        if not 0 <= self.overlap < 1:
-            raise DetectorError("--overlap must be in [0, 1)")
-        if self.scales is not None and (not self.scales or min(self.scales) <= 0):
-            raise DetectorError("--scales must be positive numbers")
-        if self.merge not in MERGE_METHODS:
-            raise DetectorError(f"--merge must be one of {', '.join(MERGE_METHODS)}")
-        if self.batch_size < 1:
-            raise DetectorError("--batch-size must be at least 1")
-        if self.mode not in SCAN_MODES:
-            raise DetectorError(f"--mode must be one of {', '.join(SCAN_MODES)}")
+    Scales the caller names are kept as they are (refused when over `max_windows`); levels derived
+    from logo sizes never enlarge beyond `max_upscale` and are coarsened to fit the budget, so a
+    photo's cost follows its pixels, not the inverse of its size.
+    """
+    if opts.scales:
+        return fit_budget(width, height, tile, list(opts.scales), opts.overlap, opts.max_windows, exact=True)
+    short = min(width, height)
+    if opts.min_logo or opts.max_logo:
+        hi = opts.max_logo or max(opts.min_logo or 0.0, 0.7 * short)
+        lo = opts.min_logo or min(0.04 * short, hi)
+    else:
+        lo, hi = DEFAULT_MIN_LOGO_FRACTION * short, DEFAULT_MAX_LOGO_FRACTION * short
+    levels = capped_logo_scales(tile, lo, hi, opts.max_upscale)
+    return fit_budget(width, height, tile, levels, opts.overlap, opts.max_windows, exact=False)
 
 
 def plan_scales(width: int, height: int, tile: int, opts: ScanOptions) -> list[float]:
-    if opts.scales:
-        return list(opts.scales)
-    if opts.min_logo or opts.max_logo:
-        short = min(width, height)
-        lo = opts.min_logo or 0.04 * short
-        hi = opts.max_logo or max(lo, 0.7 * short)
-        return scales_for_logo_range(tile, lo, hi)
-    return default_scales(width, height, tile)
+    """The pyramid scales of one image (largest first); raises BudgetError when none fit the budget."""
+    return plan_pyramid(width, height, tile, opts).scales
 
 
-def classify_tiles(backend: Backend, tiles: np.ndarray, batch_size: int, with_features: bool):
-    """Run the backend over all tiles in batches; concatenated probs, cams (and features)."""
+def classify_tiles(
+    backend: Backend, count: int, cut: Callable[[int, int], np.ndarray], batch_size: int, with_features: bool
+):
+    """Run the backend over `count` tiles in batches; concatenated probs, cams (and features).
+
+    `cut(start, stop)` gives one batch's pixels, so the windows of an image are cut a batch at a time
+    and only one batch of pixels is in memory, however many windows the budget allows."""
     probs, cams, feats = [], [], []
-    for i in range(0, len(tiles), batch_size):
-        out = backend.predict(tiles[i : i + batch_size], with_features=with_features)
+    for i in range(0, count, batch_size):
+        out = backend.predict(cut(i, min(i + batch_size, count)), with_features=with_features)
         probs.append(out.probs)
         cams.append(out.cams)
         if with_features:
@@ -95,6 +93,7 @@ class TileEvidence:
     features: np.ndarray | None
     model_ms: float
     tiling_ms: float
+    notes: list[str] = field(default_factory=list)  # what the work budget changed (ScanResult.notes)
 
 
 def support_score(d: Detection, tiles: list[Tile], p: np.ndarray) -> Detection:
@@ -123,17 +122,27 @@ def tile_evidence(backend: Backend, pixels: np.ndarray, opts: ScanOptions) -> Ti
     t0 = time.perf_counter()
     h, w = pixels.shape[:2]
     size = backend.meta.input_size
-    scales = plan_scales(w, h, size, opts)
+    plan = plan_pyramid(w, h, size, opts)
+    notes = [plan.note] if plan.note else []
     need_features = opts.boxes and opts.cam_method == "gradcam++"
     if opts.mode == "dense":
-        tiles, probs, cams, feats = dense_evidence(backend, pixels, scales, opts.overlap, need_features)
-        return TileEvidence(w, h, tiles, probs, cams, feats, (time.perf_counter() - t0) * 1e3, 0.0)
-    tiles = pyramid_tiles(w, h, scales, size, opts.overlap)
-    tile_px = cut_tiles(pixels, tiles)
+        tiles, probs, cams, feats = dense_evidence(backend, pixels, plan.scales, opts.overlap, need_features)
+        return TileEvidence(w, h, tiles, probs, cams, feats, (time.perf_counter() - t0) * 1e3, 0.0, notes)
+    tiles = pyramid_tiles(w, h, plan.scales, size, opts.overlap)
+    levels: dict[float, np.ndarray] = {}
+    cut_s = [0.0]
+
+    def cut(i: int, j: int) -> np.ndarray:
+        c0 = time.perf_counter()
+        px = cut_tiles(pixels, tiles[i:j], levels=levels)
+        cut_s[0] += time.perf_counter() - c0
+        return px
+
     t1 = time.perf_counter()
-    probs, cams, feats = classify_tiles(backend, tile_px, opts.batch_size, need_features)
+    probs, cams, feats = classify_tiles(backend, len(tiles), cut, opts.batch_size, need_features)
     t2 = time.perf_counter()
-    return TileEvidence(w, h, tiles, probs, cams, feats, (t2 - t1) * 1e3, (t1 - t0) * 1e3)
+    tiling_s = (t1 - t0) + cut_s[0]
+    return TileEvidence(w, h, tiles, probs, cams, feats, (t2 - t1 - cut_s[0]) * 1e3, tiling_s * 1e3, notes)
 
 
 def assemble_result(ev: TileEvidence, backend: Backend, opts: ScanOptions, path: str = "") -> ScanResult:
@@ -153,6 +162,7 @@ def assemble_result(ev: TileEvidence, backend: Backend, opts: ScanOptions, path:
         has_logo=bool(present),
         labels=present,
         model={"name": backend.model_name, "sha256": backend.model_sha256, "backend": backend.name},
+        notes=list(ev.notes),
     )
     if opts.boxes or opts.heatmap:
         k = min(1.0, CANVAS_SIDE / max(w, h))

@@ -1,8 +1,16 @@
-"""Where scan results go as they come: the terminal, a results file, annotated images."""
+"""Where scan results go as they come: the terminal, a results file, annotated images.
+
+Nothing written is lost or half-written: a streamed JSONL file is repaired before `--resume` appends
+to it (a kill mid-line leaves a fragment, which is cut off so the next record starts on its own line;
+the image of the torn record is scanned again), and the single-document formats (json, csv, coco) go
+to a temporary file in the same folder that replaces the output only once it is complete.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import TextIO
 
@@ -10,7 +18,56 @@ import numpy as np
 from rich.console import Console
 
 from detector.model import ModelMeta
-from detector.results import ScanResult, annotate, heatmap_overlay, to_coco, to_csv, to_jsonl_line, write_rgb
+from detector.results import (
+    ScanResult,
+    annotate,
+    display_path,
+    heatmap_overlay,
+    to_coco,
+    to_csv,
+    to_jsonl_line,
+    write_rgb,
+)
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Cut a last line that has no newline (a write killed mid-record); returns the bytes removed."""
+    if not path.is_file():
+        return 0
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        keep, pos = 0, size
+        while pos > 0:  # scan back in blocks for the last newline
+            step = min(1 << 16, pos)
+            pos -= step
+            f.seek(pos)
+            block = f.read(step)
+            i = block.rfind(b"\n")
+            if i >= 0:
+                keep = pos + i + 1
+                break
+        f.truncate(keep)
+        return size - keep
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temp file beside `path`, then rename it over `path`: never a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class ScanWriter:
@@ -33,9 +90,12 @@ class ScanWriter:
         self.roots = [p for p in inputs if p.is_dir()]
         self.kept: list[ScanResult] = []
         self.stream: TextIO | None = None
+        self.repaired = 0
         if output is not None and fmt in ("jsonl", "text"):
             output.parent.mkdir(parents=True, exist_ok=True)
-            self.stream = open(output, "a" if append else "w", encoding="utf-8")
+            if append:
+                self.repaired = repair_torn_tail(output)
+            self.stream = open(output, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def _name(self, path: str) -> Path:
         p = Path(path)
@@ -70,13 +130,14 @@ class ScanWriter:
 
     def _text(self, r: ScanResult) -> str:
         lines = []
+        name = display_path(r.path)
         if r.errors:
-            lines.append(f"{r.path}: error: {'; '.join(r.errors)}")
+            lines.append(f"{name}: error: {'; '.join(r.errors)}")
         else:
             best = max(r.scores.items(), key=lambda kv: kv[1]) if r.scores else ("", 0.0)
             verdict = f"LOGO ({', '.join(r.labels)})" if r.has_logo else "no logo"
             lines.append(
-                f"{r.path}: {verdict}  best {best[0]} {best[1]:.3f}  {len(r.boxes)} box(es)  "
+                f"{name}: {verdict}  best {best[0]} {best[1]:.3f}  {len(r.boxes)} box(es)  "
                 f"{r.timings_ms.get('model', 0) + r.timings_ms.get('tiling', 0) + r.timings_ms.get('boxes', 0):.0f} ms"
             )
             if self.show_boxes:
@@ -97,8 +158,7 @@ class ScanWriter:
             else:
                 text = json.dumps(to_coco(self.kept, self.meta.positive_classes), indent=1) + "\n"
             if self.output:
-                self.output.parent.mkdir(parents=True, exist_ok=True)
-                self.output.write_text(text, encoding="utf-8")
+                write_atomic(self.output, text)
             else:
                 self.console.out(text, end="", highlight=False)
         if self.stream:

@@ -102,7 +102,7 @@ def test_dense_runs_on_onnx_like_keras(keras_detector: Detector, exported_onnx, 
 
 
 def test_unknown_mode_is_a_clear_error(trained_model: Path) -> None:
-    with pytest.raises(DetectorError, match="--mode"):
+    with pytest.raises(DetectorError, match="mode must be one of"):
         Detector(open_backend(trained_model), ScanOptions(mode="sparse"))
 
 

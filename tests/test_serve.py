@@ -137,6 +137,7 @@ def test_model_endpoint(client: httpx.Client, trained_model: Path) -> None:
         "micro_batching": True,
         "model_calls": "batched",
         "max_batch": 128,
+        "max_windows": 512,
     }
 
 

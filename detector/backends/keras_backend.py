@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from detector.backends.base import BackendOutput
-from detector.model import ModelMeta, load_model_dir, model_sha256
+from detector.backends.checks import check_meta, probe_outputs
+from detector.errors import ModelDirError
+from detector.model import META_FILE, ModelMeta, load_model_dir, model_sha256, read_meta
 
 
 def cam_forward(model):
@@ -58,8 +60,20 @@ class KerasBackend:
 
     @classmethod
     def load(cls, model_dir: str | Path) -> KerasBackend:
+        """Open a model directory, checked whole before it is used (detector.backends.checks): a
+        damaged or foreign directory is a one-line ModelDirError here, never at the first scan."""
+        check_meta(read_meta(model_dir), str(Path(model_dir) / META_FILE))
         model, meta = load_model_dir(model_dir)
-        return cls(model, meta, Path(model_dir).name, model_sha256(model_dir))
+        try:
+            backend = cls(model, meta, Path(model_dir).name, model_sha256(model_dir))
+        except (ValueError, AttributeError, TypeError, KeyError) as e:  # no such layer, a layer of another kind
+            text = (str(e).splitlines() or [e.__class__.__name__])[0][:160]
+            raise ModelDirError(
+                f"{model_dir}: not a logo-detector classifier (needs layers preprocess, backbone and a "
+                f"dense 'logits'; {text})"
+            ) from None
+        probe_outputs(backend, str(model_dir))
+        return backend
 
     def predict(self, tiles: np.ndarray, with_features: bool = False) -> BackendOutput:
         import tensorflow as tf

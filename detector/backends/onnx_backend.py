@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.backends.base import BackendOutput
+from detector.backends.checks import check_meta, probe_outputs
 from detector.backends.onnx_meta import CAM, FEATURES, INPUT, PROBS, read_metadata
 from detector.data import file_sha256
 from detector.errors import ModelDirError
@@ -57,8 +58,8 @@ class OnnxBackend:
                 str(path), opts, providers=providers or pick_providers(ort.get_available_providers())
             )
             meta, kernel, bias, props = read_metadata(self.session.get_modelmeta().custom_metadata_map)
-        except (KeyError, ValueError) as e:
-            raise ModelDirError(f"{path}: not a logo-detector ONNX export ({e})") from None
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            raise ModelDirError(f"{path}: not a logo-detector ONNX export ({str(e)[:200]})") from None
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             text = str(e).splitlines()[0] if str(e) else e.__class__.__name__
             raise ModelDirError(f"{path}: cannot load ({text[:200]})") from None
@@ -69,6 +70,27 @@ class OnnxBackend:
         self.name = f"onnx ({self.providers[0]}, {props.get('precision', 'fp32')})"
         self.model_name = path.stem
         self.model_sha256 = file_sha256(path)
+        check_meta(meta, str(path))
+        self._check_graph(path)
+        probe_outputs(self, str(path))
+
+    def _check_graph(self, path: Path) -> None:
+        """The tensor names and ranks of the file's graph, against the contract in onnx_meta."""
+        inputs = self.session.get_inputs()
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        problems = []
+        if [i.name for i in inputs] != [INPUT]:
+            problems.append(f"inputs {[i.name for i in inputs]}, want ['{INPUT}']")
+        elif len(inputs[0].shape) != 4 or isinstance(inputs[0].shape[3], int) and inputs[0].shape[3] != 3:
+            problems.append(f"input shape {inputs[0].shape}, want [N, H, W, 3]")
+        missing = [n for n in (PROBS, CAM, FEATURES) if n not in outputs]
+        if missing:
+            problems.append(f"no output {', '.join(missing)} (has {', '.join(outputs) or 'none'})")
+        n_cls = len(self.meta.classes)
+        if PROBS in outputs and isinstance(outputs[PROBS].shape[-1], int) and outputs[PROBS].shape[-1] != n_cls:
+            problems.append(f"{PROBS} has {outputs[PROBS].shape[-1]} classes, the metadata {n_cls}")
+        if problems:
+            raise ModelDirError(f"{path}: not a logo-detector ONNX export: {'; '.join(problems)}")
 
     @classmethod
     def load(cls, path: str | Path, shared_cpu: bool = False) -> OnnxBackend:

@@ -218,6 +218,7 @@ def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
                 "micro_batching": config.batching,
                 "model_calls": config.model_calls,
                 "max_batch": config.max_batch if config.batching else None,
+                "max_windows": config.max_windows,
             },
         }
 
@@ -301,10 +302,15 @@ class _Held:
 
 
 def _expand_zips(files: list[Upload], workdir: Path, config: ServeConfig) -> list[Upload]:
+    """Zips replaced by their members; --max-files counts every image, the files after a zip too."""
+    zips = [is_zip(up) for up in files]
+    counted = zips.count(False)  # the plain files, wherever they are in the upload
     out: list[Upload] = []
-    for up in files:
-        if is_zip(up):
-            out += unpack_zip(up, workdir, config.max_upload_bytes, config.max_files, len(out))
+    for up, zipped in zip(files, zips, strict=True):
+        if zipped:
+            members = unpack_zip(up, workdir, config.max_upload_bytes, config.max_files, counted)
+            counted += len(members)
+            out += members
         else:
             out.append(up)
     return out
@@ -326,7 +332,9 @@ async def _stream_records(
             try:
                 rec = await run(scan_record, detector, up, opts)
             except Exception as e:  # a failure of the server, not of the file: still one line, others go on
-                rec = detector.error_result(up.name, f"internal error: {e.__class__.__name__}: {e}").as_dict()
+                rec = detector.error_result(
+                    up.name, f"internal error: {e.__class__.__name__}: {str(e)[:200]}"
+                ).as_dict()
         rec["index"] = index
         return rec
 

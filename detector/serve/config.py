@@ -7,6 +7,7 @@ from pathlib import Path
 
 from detector.errors import DetectorError
 from detector.images import DEFAULT_MAX_PIXELS
+from detector.scan_options import DEFAULT_MAX_WINDOWS, MAX_WINDOWS_LIMIT
 
 #: How concurrent requests reach the model: merged into shared calls (micro-batching, the default), one
 #: call at a time (a lock), or side by side (each request thread calls the runtime itself).
@@ -29,6 +30,7 @@ class ServeConfig:
     max_queue: int = 32  # requests scanning or waiting to scan; more get 503
     scan_threads: int = 8  # images scanned at once (they share model calls)
     batch_parallel: int = 4  # images of one /v1/scan/batch request scanned at once
+    max_windows: int = DEFAULT_MAX_WINDOWS  # windows per image; a request may ask for fewer, never more
 
     @property
     def batching(self) -> bool:
@@ -50,6 +52,7 @@ class ServeConfig:
             (self.api_key is None or len(self.api_key) >= 8, "--api-key must be at least 8 characters"),
             (0 <= self.port <= 65535, "--port must be 0..65535"),
             (self.model_calls in MODEL_CALLS, f"--model-calls must be one of {', '.join(MODEL_CALLS)}"),
+            (1 <= self.max_windows <= MAX_WINDOWS_LIMIT, f"--max-windows must be 1..{MAX_WINDOWS_LIMIT}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -15,11 +15,16 @@ import cv2
 import numpy as np
 
 from detector.detector import Detector
-from detector.errors import ImageLoadError
+from detector.errors import DetectorError, ImageLoadError
 from detector.images import load_image
-from detector.serve.errors import load_error
+from detector.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
+from detector.serve.errors import ApiError, load_error
 from detector.serve.options import RequestOptions
 from detector.serve.uploads import Upload
+
+#: One budget for every request thread of the process: the images being decoded and scanned at once
+#: never hold more than this (one image larger than all of it runs alone).
+DECODE_BUDGET = MemoryBudget(DEFAULT_DECODE_MEMORY)
 
 
 def heatmap_data_url(heat: np.ndarray) -> str:
@@ -35,8 +40,9 @@ def heatmap_data_url(heat: np.ndarray) -> str:
 
 def _scan_loaded(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str, Any]:
     assert upload.path is not None
-    loaded = load_image(upload.path, det.max_pixels)  # raises ImageLoadError
-    result = det.scan_loaded(loaded, opts.scan, upload.name)
+    with DECODE_BUDGET.hold(decode_cost(upload.path, det.max_file_bytes, det.max_pixels)):
+        loaded = load_image(upload.path, det.max_pixels, max_file_bytes=det.max_file_bytes)  # ImageLoadError
+        result = det.scan_loaded(loaded, opts.scan, upload.name)  # BudgetError: over max_windows
     record = result.as_dict()
     if opts.heatmap:
         record["heatmaps"] = {label: heatmap_data_url(m) for label, m in (result.heatmaps or {}).items()}
@@ -51,6 +57,8 @@ def scan_upload(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str
         return _scan_loaded(det, upload, opts)
     except ImageLoadError as e:
         raise load_error(upload.name, e.reason, e.kind) from None
+    except DetectorError as e:  # the image is fine, its scan is not possible within the budget
+        raise ApiError(422, "over_budget", f"{upload.name}: {e}") from None
 
 
 def scan_record(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str, Any]:
@@ -60,4 +68,8 @@ def scan_record(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str
     try:
         return _scan_loaded(det, upload, opts)
     except ImageLoadError as e:
-        return det.error_result(upload.name, e.reason).as_dict()
+        r = det.error_result(upload.name, e.reason)
+        r.sha256 = e.sha256
+        return r.as_dict()
+    except DetectorError as e:
+        return det.error_result(upload.name, str(e)).as_dict()

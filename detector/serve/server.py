@@ -35,14 +35,21 @@ def warm_up(backend: Backend) -> None:
 
 def build_detector(config: ServeConfig) -> Detector:
     """The model, loaded once; its backend wrapped by the micro-batcher or the one-call-at-a-time lock."""
-    det = Detector.load(config.model, config.backend, ScanOptions(), config.max_pixels, shared_cpu=True)
+    det = Detector.load(
+        config.model,
+        config.backend,
+        ScanOptions(max_windows=config.max_windows),
+        config.max_pixels,
+        shared_cpu=True,
+        max_file_bytes=config.max_upload_bytes,
+    )
     warm_up(det.backend)
     if config.model_calls == "concurrent":
         return det
     if config.model_calls == "serial":
-        return Detector(SerialBackend(det.backend), det.options, det.max_pixels)
+        return Detector(SerialBackend(det.backend), det.options, det.max_pixels, det.max_file_bytes)
     batcher = MicroBatchingBackend(det.backend, config.max_batch, config.batch_wait_ms)
-    return Detector(batcher, det.options, det.max_pixels)
+    return Detector(batcher, det.options, det.max_pixels, det.max_file_bytes)
 
 
 def serve(config: ServeConfig, access_log: bool = True) -> None:

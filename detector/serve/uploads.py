@@ -22,6 +22,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from detector.images import is_image_path
 from detector.serve.errors import ApiError
 
 MAX_FIELDS = 50
@@ -216,10 +217,14 @@ async def _drain(stream) -> None:
 
 
 def is_zip(upload: Upload) -> bool:
+    """A zip by its content type or name; by its first bytes only when its name does not say it is an
+    image (a zip named photo.jpg is scanned as the image it claims to be, and fails as one)."""
     if upload.path is None:
         return False
     if upload.content_type in ZIP_TYPES or upload.name.lower().endswith(".zip"):
         return True
+    if is_image_path(Path(upload.name)):
+        return False
     with open(upload.path, "rb") as f:
         return f.read(4) == b"PK\x03\x04"
 
