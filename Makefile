@@ -7,7 +7,13 @@ DEMO   ?= demo-output
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint install clean node bench bench-quick
+.PHONY: demo test test-deps lint install clean node bench bench-quick
+
+# System packages the tests need beyond the venv: Debian's Chromium drives the page test
+# (tests/test_serve.py). Installed through apt when run as root; otherwise the recipe says what to run.
+TEST_APT_PACKAGES := chromium
+CHROMIUM ?= $(or $(DETECT_CHROMIUM),chromium)
+APT_GET  ?= apt-get
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +26,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m detector.demo --out $(DEMO)
 
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q
+
+test-deps:
+	@if ! command -v $(CHROMIUM) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null 2>&1; then \
+	    echo "installing $(TEST_APT_PACKAGES) for the page test (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $(TEST_APT_PACKAGES) >/dev/null; \
+	  else \
+	    echo "make test needs Chromium for tests/test_serve.py: run 'sudo apt-get install -y $(TEST_APT_PACKAGES)'" \
+	      "(or set DETECT_CHROMIUM=/path/to/chromium), then make test again" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 # examples/node's dependencies (onnxruntime-node, pngjs, jpeg-js). `make test` does not need this first:
 # tests/test_node_example.py runs `npm ci` itself when they are missing.

@@ -323,7 +323,7 @@ def _launch_chromium(p):
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"Chromium not found at {CHROMIUM}: install Debian's browser with `apt-get install -y chromium` "
-            "(.ci/run does this), or point DETECT_CHROMIUM at a Chromium binary"
+            "(`make test` does this when run as root), or point DETECT_CHROMIUM at a Chromium binary"
         )
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
     args += ["--disable-component-update", "--disable-sync", "--no-first-run"]
