@@ -1,7 +1,8 @@
 """The scan pipeline for one image: image -> tiles -> scores + CAMs -> stitched maps -> boxes -> result.
 
 Every stage is a plain function of plain values; the backend is the only model-specific piece and it
-is passed in. Tiles of all pyramid levels are batched together.
+is passed in. Tiles of all pyramid levels are batched together, cut one batch at a time, and the pyramid
+is planned within the options' work budget (`plan_pyramid`) before any pixel is resized.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def plan_scales(width: int, height: int, tile: int, opts: ScanOptions) -> list[f
 
 def classify_tiles(
     backend: Backend, count: int, cut: Callable[[int, int], np.ndarray], batch_size: int, with_features: bool
-):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Run the backend over `count` tiles in batches; concatenated probs, cams (and features).
 
     `cut(start, stop)` gives one batch's pixels, so the windows of an image are cut a batch at a time

@@ -104,3 +104,30 @@ def test_pixel_cap_guards_against_bombs(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ImageLoadError, match="no such file"):
         load_image(tmp_path / "nope.jpg")
+
+
+def test_decode_workers_share_a_memory_budget(tmp_path: Path) -> None:
+    """Four workers running ahead never hold more decoded images than the budget allows (one image
+    larger than the whole budget still runs, alone); the order of the results is kept."""
+    import time
+
+    from detector.batch import iter_loaded
+    from detector.membudget import MemoryBudget, decode_cost
+
+    paths = []
+    for i in range(8):
+        p = tmp_path / f"img{i}.png"
+        Image.fromarray(np.full((300, 400, 3), i * 20, np.uint8)).save(p)
+        paths.append(p)
+    cost = max(decode_cost(p, 1 << 30, 10**8) for p in paths)
+    assert cost > 400 * 300 * 3  # the header's pixels count, not only the file's bytes
+    budget = MemoryBudget(int(cost * 2.5))  # room for two images at a time
+    seen = []
+    for p, img, _sha, err in iter_loaded(paths, 10**8, workers=4, prefetch=4, budget=budget):
+        assert not err and img is not None
+        seen.append((p, int(img.pixels[0, 0, 0])))
+        time.sleep(0.02)  # a slow scan: the workers would run ahead if they could
+    assert [p for p, _ in seen] == paths and [v for _, v in seen] == [i * 20 for i in range(8)]
+    assert budget.peak <= 2 * cost and budget.held == 0
+    alone = MemoryBudget(10)  # smaller than any image: each one runs by itself
+    assert len(list(iter_loaded(paths, 10**8, workers=4, budget=alone))) == 8 and alone.peak <= cost
