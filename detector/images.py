@@ -10,6 +10,7 @@ import errno
 import hashlib
 import io
 import os
+import re
 import stat
 import warnings
 from dataclasses import dataclass
@@ -244,8 +245,11 @@ def _decode(name: str, data: bytes, max_pixels: int, draft_size: tuple[int, int]
         raise
     except UnidentifiedImageError:
         raise ImageLoadError(name, "not an image (unrecognised format)", "not_an_image") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(name, "too many pixels (decompression bomb guard)", "too_many_pixels") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        found = re.search(r"\((\d+) pixels\)", str(e))  # Pillow: "Image size (N pixels) exceeds limit ..."
+        claimed = f"{int(found.group(1)):,} > " if found else ""
+        reason = f"too many pixels ({claimed}{max_pixels:,}, a decompression bomb); raise --max-pixels"
+        raise ImageLoadError(name, reason, "too_many_pixels") from None
     except MemoryError:
         raise ImageLoadError(name, "cannot decode: out of memory", "too_many_pixels") from None
     except OSError as e:

@@ -40,7 +40,9 @@ class Case:
 
     @property
     def label(self) -> str:
-        return self.name.decode("utf-8", "backslashreplace").replace("\n", "\\n")
+        """The name, printable: undecodable bytes and control characters escaped (no terminal tricks)."""
+        text = self.name.decode("utf-8", "backslashreplace")
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _photo(seed: int, w: int = 160, h: int = 120) -> np.ndarray:
