@@ -207,16 +207,30 @@ def synth(
 
 @app.command()
 def train(
-    data_dir: Annotated[Path, typer.Argument(metavar="DATA", help="A folder of class subfolders.")],
+    data_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="DATA...",
+            help="Class folders or box datasets (real photos, synthetic scenes); several train as one.",
+        ),
+    ],
     out_dir: Annotated[Path, typer.Option("--out", help="The model directory to write.")],
     weights: Annotated[
         str, typer.Option(help="imagenet (Keras download/cache), none, or a weights file PATH.")
     ] = "imagenet",
-    input_size: Annotated[int, typer.Option(help="Tile side in pixels (>= 75).")] = 299,
-    cam_layer: Annotated[str, typer.Option(help="Inception block feeding the head (mixed0..mixed10).")] = "mixed10",
+    input_size: Annotated[
+        int | None, typer.Option(help="Tile side in pixels (>= 75). Default: 224 with pretrained weights, 128 without.")
+    ] = None,
+    cam_layer: Annotated[
+        str | None,
+        typer.Option(
+            help="Inception block feeding the head, mixed0..mixed10. Default: mixed6 pretrained, mixed2 without."
+        ),
+    ] = None,
     negative_class: Annotated[str, typer.Option()] = "no-logo",
-    epochs: Annotated[int, typer.Option(help="Most epochs of the head phase.")] = 30,
-    learning_rate: Annotated[float, typer.Option()] = 1e-3,
+    head_steps: Annotated[int, typer.Option(help="Optimizer steps of the head phase (cached features).")] = 2000,
+    learning_rate: Annotated[float, typer.Option(help="The head's peak learning rate (cosine decay).")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay of the head.")] = 1e-4,
     batch_size: Annotated[int, typer.Option()] = 32,
     dropout: Annotated[float, typer.Option()] = 0.5,
     balance: Annotated[str, typer.Option(help="class-weight, upsample or none.")] = "class-weight",
@@ -227,6 +241,7 @@ def train(
     random_crop: Annotated[float, typer.Option(help="Percent of the side that may be cut.")] = 0.0,
     random_scale: Annotated[float, typer.Option(help="Percent of extra zoom.")] = 0.0,
     random_brightness: Annotated[float, typer.Option(help="Percent brighter or darker.")] = 0.0,
+    random_color: Annotated[float, typer.Option(help="Percent of saturation change (hue a tenth of it).")] = 0.0,
     flip_left_right: Annotated[bool, typer.Option()] = False,
     logdir: Annotated[Path | None, typer.Option(help="TensorBoard summaries here.")] = None,
     resume: Annotated[bool, typer.Option(help="Finish a run that was killed.")] = False,
@@ -243,14 +258,15 @@ def train(
     from detector.train import train as run_train
 
     cfg = TrainConfig(
-        data=str(data_dir),
+        data=[str(d) for d in data_dirs],
         out=str(out_dir),
         weights=weights,
         input_size=input_size,
         cam_layer=cam_layer,
         negative_class=negative_class,
-        epochs=epochs,
+        head_steps=head_steps,
         learning_rate=learning_rate,
+        weight_decay=weight_decay,
         batch_size=batch_size,
         dropout=dropout,
         balance=balance,
@@ -261,6 +277,7 @@ def train(
         random_crop=random_crop,
         random_scale=random_scale,
         random_brightness=random_brightness,
+        random_color=random_color,
         flip_left_right=flip_left_right,
         logdir=str(logdir) if logdir else None,
         resume=resume,

@@ -119,6 +119,27 @@ def scan_dataset(
     return Dataset(root, classes, negative_class, samples, skipped)
 
 
+def scan_datasets(
+    roots: list[str | Path],
+    negative_class: str = DEFAULT_NEGATIVE_CLASS,
+    val_percent: float = 10.0,
+    test_percent: float = 10.0,
+) -> Dataset:
+    """Several class-folder datasets as one (e.g. tiles of real photos and of synthetic scenes): the
+    union of their classes, every file keeping the split its own name gives it."""
+    parts = [scan_dataset(r, negative_class, val_percent, test_percent) for r in roots]
+    if len(parts) == 1:
+        return parts[0]
+    positives = sorted({c for p in parts for c in p.positive_classes})
+    return Dataset(
+        parts[0].root,
+        [negative_class] + positives,
+        negative_class,
+        [s for p in parts for s in p.samples],
+        [s for p in parts for s in p.skipped],
+    )
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
