@@ -437,7 +437,10 @@ def export(
     model_dir: Annotated[Path, typer.Argument(help="The model directory to export.")],
     out_file: Annotated[Path, typer.Option("--out", help="The .onnx file to write.")],
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
-    quantize: Annotated[str, typer.Option(help="none (fp32), fp16 or int8 (static QDQ).")] = "none",
+    quantize: Annotated[
+        str,
+        typer.Option(help="none (fp32), fp16, int8 (static QDQ), or auto: int8 where it agrees and is faster here."),
+    ] = "none",
     data: Annotated[
         Path | None,
         typer.Option(help="Tiles or scenes: int8 calibrates on its train split, checks run on val+test."),

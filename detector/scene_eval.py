@@ -102,6 +102,7 @@ def box_ap(results: list[ScanResult], records: list[ImageRecord], classes: list[
         {"image_id": i, "category_id": cat[d.label], "score": d.score, "bbox": [d.x1, d.y1, d.x2 - d.x1, d.y2 - d.y1]}
         for i, res in enumerate(results, start=1)
         for d in res.boxes
+        if d.label in cat  # judged for `classes` only
     ]
     if not gt["annotations"]:
         return {"ap50": None, "ap": None, "per_class_ap50": {}}

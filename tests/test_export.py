@@ -87,6 +87,21 @@ def test_quantized_exports_agree_with_keras(
     assert out.stat().st_size < 0.6 * exported_onnx.size_bytes
 
 
+def test_auto_precision_is_timed_on_this_machine(trained_model: Path, scene_data: Path, tmp_path: Path) -> None:
+    from export.onnx_export import AUTO_MIN_AGREEMENT
+
+    out = tmp_path / "m-auto.onnx"
+    report = export_model(trained_model, out, quantize="auto", data=scene_data / "tiles", log=lambda s: None)
+    fp32, int8 = report.checks
+    choice = report.choice
+    print(f"auto: {choice}")
+    assert choice["fp32_ms_per_tile"] > 0 and choice["int8_ms_per_tile"] > 0
+    faster = choice["int8_ms_per_tile"] < choice["fp32_ms_per_tile"]
+    expected = "int8" if faster and int8.verdict_agreement >= AUTO_MIN_AGREEMENT else "fp32"
+    assert report.precision == choice["precision"] == expected
+    assert OnnxBackend(out).props["precision"] == expected  # the file written is the one picked
+
+
 def test_onnx_backend_gives_the_keras_boxes(exported_onnx, trained_model: Path, scene_data: Path) -> None:
     keras_det, onnx_det = Detector.load(trained_model), Detector.load(exported_onnx.path)
     assert onnx_det.backend.name.startswith("onnx (CPUExecutionProvider")
