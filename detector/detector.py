@@ -55,9 +55,7 @@ class Detector:
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ):
         self.backend = backend
-        self.options = options or ScanOptions()
-        if not isinstance(self.options, ScanOptions):
-            raise DetectorError(f"options must be a ScanOptions, got {type(self.options).__name__}")
+        self.options = _checked_options(options, ScanOptions())
         self.max_pixels = check_int("max_pixels", max_pixels, 1, MAX_PIXELS_LIMIT)
         self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1, 2**50)
 
@@ -71,8 +69,7 @@ class Detector:
         shared_cpu: bool = False,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> Detector:
-        if options is not None and not isinstance(options, ScanOptions):
-            raise DetectorError(f"options must be a ScanOptions, got {type(options).__name__}")
+        _checked_options(options, None)  # before the model is loaded: a bad call fails fast
         return cls(open_backend(path or default_model_path(), backend, shared_cpu), options, max_pixels, max_file_bytes)
 
     @property
@@ -81,7 +78,7 @@ class Detector:
 
     def scan(self, image: str | Path | np.ndarray, options: ScanOptions | None = None) -> ScanResult:
         """Scan a path or an RGB uint8 array. A file that cannot be read gives a result with `errors`."""
-        opts = self._options(options)
+        opts = _checked_options(options, self.options)
         if isinstance(image, np.ndarray):
             return scan_pixels(self.backend, _as_rgb(image), opts)
         try:
@@ -92,19 +89,12 @@ class Detector:
             return r
         return self.scan_loaded(loaded, opts)
 
-    def _options(self, options: ScanOptions | None) -> ScanOptions:
-        if options is None:
-            return self.options
-        if not isinstance(options, ScanOptions):
-            raise DetectorError(f"options must be a ScanOptions, got {type(options).__name__}")
-        return options
-
     def scan_loaded(
         self, loaded: LoadedImage, options: ScanOptions | None = None, path: str | None = None
     ) -> ScanResult:
         """Scan an image already decoded by `load_image`; the result carries its path and content hash."""
         name = loaded.path if path is None else path
-        result = scan_pixels(self.backend, loaded.pixels, self._options(options), name)
+        result = scan_pixels(self.backend, loaded.pixels, _checked_options(options, self.options), name)
         result.sha256 = loaded.sha256
         return result
 
@@ -114,6 +104,15 @@ class Detector:
             errors=[reason],
             model={"name": self.backend.model_name, "sha256": self.backend.model_sha256, "backend": self.backend.name},
         )
+
+
+def _checked_options(options: object, default: ScanOptions | None) -> ScanOptions | None:
+    """`options`, or `default` when None; anything but a ScanOptions (a dict, say) is a clear error."""
+    if options is None:
+        return default
+    if not isinstance(options, ScanOptions):
+        raise DetectorError(f"options must be a ScanOptions, got {type(options).__name__}")
+    return options
 
 
 def _as_rgb(a: np.ndarray) -> np.ndarray:

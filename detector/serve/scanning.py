@@ -15,12 +15,13 @@ import cv2
 import numpy as np
 
 from detector.detector import Detector
-from detector.errors import DetectorError, ImageLoadError
+from detector.errors import ImageLoadError
 from detector.images import load_image
 from detector.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
 from detector.serve.errors import ApiError, load_error
 from detector.serve.options import RequestOptions
 from detector.serve.uploads import Upload
+from detector.tiling import BudgetError
 
 #: One budget for every request thread of the process: the images being decoded and scanned at once
 #: never hold more than this (one image larger than all of it runs alone).
@@ -57,7 +58,7 @@ def scan_upload(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str
         return _scan_loaded(det, upload, opts)
     except ImageLoadError as e:
         raise load_error(upload.name, e.reason, e.kind) from None
-    except DetectorError as e:  # the image is fine, its scan is not possible within the budget
+    except BudgetError as e:  # the image is fine, its scan is not possible within the budget
         raise ApiError(422, "over_budget", f"{upload.name}: {e}") from None
 
 
@@ -71,5 +72,5 @@ def scan_record(det: Detector, upload: Upload, opts: RequestOptions) -> dict[str
         r = det.error_result(upload.name, e.reason)
         r.sha256 = e.sha256
         return r.as_dict()
-    except DetectorError as e:
+    except BudgetError as e:
         return det.error_result(upload.name, str(e)).as_dict()
