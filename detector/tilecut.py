@@ -17,7 +17,7 @@ import numpy as np
 from detector.boxdata import Box, BoxDataset
 from detector.data import DEFAULT_NEGATIVE_CLASS
 from detector.images import load_image
-from detector.tiling import Tile, cut_tiles, default_scales, pyramid_tiles, resize_level
+from detector.tiling import Tile, cut_tiles, pyramid_tiles, resize_level
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,25 @@ def classify_tile(tile: Tile, boxes: list[Box], rules: TileRules) -> str | None:
     return "" if touched else None
 
 
+def scan_scales(width: int, height: int, size: int) -> list[float]:
+    """The levels the scanner's default plan gives this image (its upscale cap and window budget), so
+    training tiles look like the tiles a scan will see; none for an image no plan can fit."""
+    from detector.scan import plan_scales
+    from detector.scan_options import ScanOptions
+    from detector.tiling import BudgetError
+
+    try:
+        return plan_scales(width, height, size, ScanOptions())
+    except BudgetError:
+        return []
+
+
 def scene_tiles(
     image: np.ndarray, boxes: list[Box], rules: TileRules, rng: np.random.Generator, scales: list[float] | None = None
 ) -> list[tuple[str | None, Tile, np.ndarray]]:
     """(label or None for negative, tile, pixels) for the kept tiles of one scene."""
     h, w = image.shape[:2]
-    scales = scales or default_scales(w, h, rules.size)
+    scales = scales or scan_scales(w, h, rules.size)
     tiles = pyramid_tiles(w, h, scales, rules.size, rules.overlap)
     pos: dict[str, list[Tile]] = {}
     neg: list[Tile] = []
@@ -162,7 +175,10 @@ def tile_dataset_for(
     from detector.boxdata import ANNOTATIONS, read_box_dataset
 
     rules = TileRules(size=size)
-    key = hashlib.sha256((Path(box_dataset) / ANNOTATIONS).read_bytes() + repr((rules, negative_class)).encode())
+    # "scan-plan-2": tiles follow the scanner's budgeted plan (capped upscale); older cuts are not reused
+    key = hashlib.sha256(
+        (Path(box_dataset) / ANNOTATIONS).read_bytes() + repr((rules, negative_class, "scan-plan-2")).encode()
+    )
     out = cache_root / f"{Path(box_dataset).resolve().name}-{size}-{key.hexdigest()[:16]}"
     if (out / ".complete").is_file():
         return out
