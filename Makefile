@@ -53,9 +53,11 @@ node:
 # quick: a few minutes (first run longer: it exports the ONNX files it needs) -> speed.quick.{json,md}.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/photo_speed.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/speed.py --quick
+	$(BIN)/python benchmarks/photo_speed.py --photos 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
