@@ -390,6 +390,12 @@ def calibrate(
     scenes: Annotated[Path, typer.Argument(help="A box dataset of validation scenes (`detect synth` or import).")],
     target_precision: Annotated[float, typer.Option(help="Image-level precision to reach.")] = 0.9,
     split: Annotated[str, typer.Option(help="Scenes to calibrate on: val (by name hash) or all.")] = "val",
+    fallback_scenes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Scenes (e.g. synthetic ones of the brands) for the box calibration when SCENES has too few boxes."
+        ),
+    ] = None,
 ) -> None:
     """Choose the image-level thresholds, the CAM threshold and the box calibration on whole scenes; store them in
     model.json."""
@@ -402,7 +408,8 @@ def calibrate(
     import_tensorflow_quietly()
     try:
         backend = open_backend(model_dir, "keras")
-        cal = calibrate_scenes(backend, read_box_dataset(scenes), target_precision, split)
+        fallback = read_box_dataset(fallback_scenes) if fallback_scenes else None
+        cal = calibrate_scenes(backend, read_box_dataset(scenes), target_precision, split, fallback=fallback)
         meta = backend.meta
         validation = dict(meta.validation)
         validation["calibration"] = cal
@@ -429,6 +436,8 @@ def calibrate(
         f"(box AP@0.5 {ap:.3f} on these scenes)",
         highlight=False,
     )
+    if cal.get("box_calibration_source"):
+        out.print(f"box calibration fitted on the {cal['box_calibration_source']}", highlight=False)
     out.print(f"stored in {model_dir / 'model.json'}", highlight=False)
 
 
@@ -504,8 +513,14 @@ def scan(
         int, typer.Option(help="Windows per image, all levels; a default pyramid over it is coarsened to fit.")
     ] = 512,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
+    every: Annotated[float | None, typer.Option(help="Videos: scan one frame every this many seconds (default 1).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Videos: scan this many frames per second (instead of --every).")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Videos: scan at most this many frames of each.")] = None,
 ) -> None:
-    """Find logos in images and folders: verdicts, scores and boxes (multi-scale tiles + Grad-CAM).
+    """Find logos in images, videos and folders: verdicts, scores and boxes (multi-scale tiles + Grad-CAM).
+
+    Videos (.mp4, .mov, .avi, .mkv, .webm, ...) are sampled: one record per sampled frame, then one
+    record per appearance of a brand on screen and one closing record per video.
 
     Exit code: 0 every image scanned, 1 some images failed (each has an error record), 2 a usage or
     model error (nothing scanned)."""
@@ -514,8 +529,10 @@ def scan(
     from detector.errors import DetectorError
     from detector.scan import ScanOptions
     from detector.scan_options import check_int, check_number, parse_scales
+    from detector.video.decode import Sampling
 
     try:
+        sampling = Sampling.from_options(every, fps, max_frames)
         if fmt not in ("text", "json", "jsonl", "csv", "coco"):
             raise DetectorError("format must be text, json, jsonl, csv or coco")
         if resume and (output is None or fmt != "jsonl"):
@@ -543,7 +560,7 @@ def scan(
         det = Detector.load(model, backend, opts, max_pixels, max_file_bytes=max_file_bytes)
         paths = list_images(inputs, glob)
         if not paths:
-            raise DetectorError("no images found in the given paths")
+            raise DetectorError("no images or videos found in the given paths")
     except DetectorError as e:
         _fail(e)
     from detector.scan_output import ScanWriter
@@ -555,19 +572,70 @@ def scan(
         if writer.repaired:
             err.print(f"{output}: cut a torn last line ({writer.repaired} bytes) before appending", highlight=False)
         summary = scan_many(
-            det, paths, writer.add, resume_from=output if resume else None, workers=workers, progress=len(paths) > 1
+            det,
+            paths,
+            writer.add,
+            resume_from=output if resume else None,
+            workers=workers,
+            progress=len(paths) > 1,
+            sampling=sampling,
+            on_record=writer.add_record,
         )
         writer.close()
     except OSError as e:  # the output cannot be written (disk full, permissions): one line, not a traceback
         _fail(DetectorError(f"cannot write the results: {e.strerror or e} ({e.filename or output})"))
-    if len(paths) > 1 or summary.errors:
+    if len(paths) > 1 or summary.errors or summary.videos:
         per = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_label.items())) or "none"
+        vids = f", {summary.frames} of them frames of {summary.videos} video(s)" if summary.videos else ""
         err.print(
-            f"scanned {summary.images} image(s) ({summary.skipped_done} already done): "
+            f"scanned {summary.images} image(s){vids} ({summary.skipped_done} already done): "
             f"{summary.with_logo} with a logo ({per}), {summary.errors} error(s)",
             highlight=False,
         )
     raise typer.Exit(1 if summary.errors else 0)
+
+
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(metavar="RESULTS.jsonl...", help="JSONL files from `detect scan`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for index.html, summary.csv and summary.json.")],
+    images: Annotated[
+        Path | None, typer.Option(help="Where the scanned files are, when their recorded paths do not resolve.")
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="What 'over time' means for photos: a record FIELD, 'path:REGEX' or 'exif:date'."),
+    ] = None,
+    gallery: Annotated[int, typer.Option(help="N: the top-N and N borderline detections per brand.")] = 8,
+    threshold: Annotated[
+        float, typer.Option(help="Image threshold for records that do not carry theirs (older results).")
+    ] = 0.5,
+) -> None:
+    """Brand exposure report from scan results: per-brand table, plots, a gallery and errors, as one offline page."""
+    from detector.errors import DetectorError
+    from detector.report import build
+    from detector.scan_options import check_int, check_number
+
+    try:
+        check_int("gallery", gallery, 0, 200)
+        check_number("threshold", threshold, 0.0, 1.0)
+        missing = [str(p) for p in results if not p.is_file()]
+        if len(missing) == len(results):
+            raise DetectorError(f"no results file can be read: {', '.join(missing)}")
+        rep = build(results, by=by, gallery=gallery, default_threshold=threshold)
+        files = rep.write(out_dir, images)
+    except DetectorError as e:
+        _fail(e)
+    except OSError as e:
+        _fail(DetectorError(f"cannot write the report: {e.strerror or e} ({e.filename or out_dir})"))
+    t = rep.totals
+    out.print(
+        f"{t['photos']:,} photo(s), {t['frames']:,} frame(s), {t['detections']:,} detection(s), "
+        f"{len(rep.brands)} brand(s), {t['errors']:,} error record(s) -> {files['html']}",
+        highlight=False,
+    )
+    for p in rep.problems:
+        err.print(f"[yellow]warning:[/yellow] {p}", highlight=False, soft_wrap=True)
 
 
 @app.command()

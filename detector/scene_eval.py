@@ -186,9 +186,14 @@ def calibrate(
     opts: ScanOptions | None = None,
     candidates: tuple[float, ...] = CAM_THRESHOLD_CANDIDATES,
     joins: tuple[float, ...] = JOIN_CANDIDATES,
+    fallback: BoxDataset | None = None,
 ) -> dict:
     """Choose image thresholds (target precision), and the CAM threshold, fragment joining and box
-    calibration (best AP@0.5 after calibration) on `split` scenes."""
+    calibration (best AP@0.5 after calibration) on `split` scenes.
+
+    A few dozen real photos often hold too few boxes to fit the box calibration; `fallback` (e.g.
+    synthetic validation scenes of the same brands, all of them used) then supplies the box stage's
+    choices, while the image thresholds stay those of the real photos."""
     opts = opts or ScanOptions()
     records = scene_split(ds, split)
     if not records:
@@ -219,11 +224,18 @@ def calibrate(
             raw[(j, t)] = r.report["box"]["ap50"] or 0.0
             fits[(j, t)], table[(j, t)] = _fit_and_judge(r, meta)
     best_j, best_t = max(table, key=lambda jt: (table[jt], -abs(jt[1] - 0.5)))
-    meta.cam_threshold, meta.join_cells = best_t, best_j
     best = fits[(best_j, best_t)]
+    source = "calibration scenes"
+    if not (best.correction or best.scorer) and fallback is not None:
+        box_stage = _box_stage(backend, fallback, opts, candidates, joins)
+        if box_stage is not None:
+            (best_j, best_t), best, table = box_stage
+            source = f"fallback scenes ({fallback.root}): too few boxes in the calibration scenes"
+    meta.cam_threshold, meta.join_cells = best_t, best_j
     calibration = best.as_dict() if (best.correction or best.scorer) else None  # None: too few boxes to fit
     meta.box_calibration = calibration
     return {
+        "box_calibration_source": source if calibration else None,
         "split": split,
         "images": len(evidence),
         "target_precision": target_precision,
@@ -234,3 +246,20 @@ def calibrate(
         "ap50_by_join_and_cam_threshold": {f"join {j:g}, threshold {t:g}": v for (j, t), v in table.items()},
         "ap50_uncalibrated": {f"join {j:g}, threshold {t:g}": v for (j, t), v in raw.items()},
     }
+
+
+def _box_stage(
+    backend: Backend, ds: BoxDataset, opts: ScanOptions, candidates: tuple[float, ...], joins: tuple[float, ...]
+) -> tuple[tuple[float, float], BoxCalibration, dict] | None:
+    """The box stage's choices fitted on all of `ds`: ((join, CAM threshold), fit, AP table), or None
+    when these scenes too are too few to fit a calibration."""
+    evidence = collect_evidence(backend, ds, list(ds.images), opts, progress="calibrate (fallback)")
+    table, fits = {}, {}
+    for j in joins:
+        for t in candidates:
+            r = evaluate_scenes(backend, ds, "all", replace(opts, cam_threshold=t, join_cells=j), evidence)
+            fits[(j, t)], table[(j, t)] = _fit_and_judge(r, backend.meta)
+    best = max(table, key=lambda jt: (table[jt], -abs(jt[1] - 0.5)))
+    if not (fits[best].correction or fits[best].scorer):
+        return None
+    return best, fits[best], table

@@ -291,6 +291,36 @@ def test_calibrate_and_scene_evaluation(calibrated_model: Path, scene_data: Path
     assert rep["box"]["ap50"] is not None and rep["image_level"]["demo-logo"]["images"] > 5
 
 
+def test_box_calibration_falls_back_to_other_scenes(trained_model: Path, scene_data: Path, tmp_path: Path) -> None:
+    """Three photos with boxes are too few to fit a box calibration: calibrate says so and stores none;
+    with --fallback-scenes the box stage is fitted on those scenes, the image thresholds on the photos."""
+    import shutil
+
+    from detector.boxdata import IMAGES, read_box_dataset, write_box_dataset
+
+    scenes = read_box_dataset(scene_data / "scenes")
+    few = [r for r in scenes.images if r.boxes][:3]
+    small = tmp_path / "few"
+    (small / IMAGES).mkdir(parents=True)
+    for r in few:
+        (small / IMAGES / r.file).symlink_to(scenes.image_path(r).resolve())
+    write_box_dataset(small, few, scenes.labels)
+    for fallback in (False, True):
+        model = tmp_path / f"m{int(fallback)}"
+        shutil.copytree(trained_model, model)
+        extra = ["--fallback-scenes", str(scene_data / "scenes")] if fallback else []
+        r = run_cli("calibrate", str(model), str(small), "--split", "all", *extra)
+        assert r.returncode == 0, r.stderr
+        meta = read_meta(model)
+        cal = meta.validation["calibration"]
+        assert cal["images"] == 3 and "demo-logo" in meta.image_thresholds
+        if fallback:
+            assert meta.box_calibration and meta.box_calibration["correction"]["pairs"] >= 8
+            assert cal["box_calibration_source"].startswith("fallback scenes") and "fallback" in r.stdout
+        else:
+            assert meta.box_calibration is None and cal["box_calibration_source"] is None
+
+
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     img = tmp_path / "x.jpg"
     cv2.imwrite(str(img), np.zeros((50, 50, 3), np.uint8))
