@@ -513,8 +513,12 @@ def scan(
         int, typer.Option(help="Windows per image, all levels; a default pyramid over it is coarsened to fit.")
     ] = 512,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
-    every: Annotated[float | None, typer.Option(help="Videos: scan one frame every this many seconds (default 1).")] = None,
-    fps: Annotated[float | None, typer.Option(help="Videos: scan this many frames per second (instead of --every).")] = None,
+    every: Annotated[
+        float | None, typer.Option(help="Videos: scan one frame every this many seconds (default 1).")
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option(help="Videos: scan this many frames per second (instead of --every).")
+    ] = None,
     max_frames: Annotated[int | None, typer.Option(help="Videos: scan at most this many frames of each.")] = None,
 ) -> None:
     """Find logos in images, videos and folders: verdicts, scores and boxes (multi-scale tiles + Grad-CAM).
@@ -584,7 +588,7 @@ def scan(
         writer.close()
     except OSError as e:  # the output cannot be written (disk full, permissions): one line, not a traceback
         _fail(DetectorError(f"cannot write the results: {e.strerror or e} ({e.filename or output})"))
-    if len(paths) > 1 or summary.errors or summary.videos:
+    if len(paths) > 1 or summary.errors or summary.videos or summary.skipped_done:
         per = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_label.items())) or "none"
         vids = f", {summary.frames} of them frames of {summary.videos} video(s)" if summary.videos else ""
         err.print(

@@ -6,6 +6,11 @@ go to the writer one by one. `--resume` reads the JSONL written so far and skips
 there: a result whose file has the same content hash, or an error record that the file, unchanged,
 would get again. A broken file is a result with an error, never a stop; so is an unexpected failure
 while scanning one image: the batch never loses the other files' results.
+
+Folders may mix photos and videos (detector.video): the photos are scanned first, through the
+decoding pool, then each video, sampled frame by frame; `--resume` works per frame.
+Every scanned record carries its exposure fields (detector.report.exposure), computed here while
+the pixels are at hand.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ from detector.detector import Detector
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import DEFAULT_MAX_FILE_BYTES, LoadedImage, is_image_path, load_image, refusal, sha256_capped
 from detector.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
+from detector.report.exposure import add_exposure, image_thresholds
 from detector.results import ScanResult, path_from_record
 from detector.scan_options import check_int
+from detector.video.decode import Sampling, is_video_path
+from detector.video.scan import scan_video
 
 MAX_WORKERS = 64
 
@@ -34,13 +42,13 @@ def _wanted(rel: PurePath, glob: str | None) -> bool:
         return False
     if glob:
         return rel.match(glob) or fnmatch.fnmatch(rel.name, glob)
-    return is_image_path(Path(rel.name))
+    return is_image_path(Path(rel.name)) or is_video_path(Path(rel.name))
 
 
 def list_images(inputs: Iterable[str | Path], glob: str | None = None) -> list[Path]:
-    """Files named directly, and the image files found in folders (recursive, sorted, deduplicated).
+    """Files named directly, and the image and video files found in folders (recursive, sorted, deduplicated).
 
-    In folders: names with an image extension (or matching `glob`), whatever they are; a FIFO, a
+    In folders: names with an image or video extension (or matching `glob`), whatever they are; a FIFO, a
     device or a broken link of such a name becomes an error record when scanned, never a hang. Names
     starting with a dot are skipped, and links to folders are not followed (no loops, no escaping the
     folder); links to files are. A path named directly is always kept (a bad one is an error result).
@@ -61,17 +69,36 @@ def list_images(inputs: Iterable[str | Path], glob: str | None = None) -> list[P
     return [p for p in out if not (p in seen or seen.add(p))]
 
 
-def done_in_jsonl(path: Path) -> dict[str, dict]:
-    """{path: its last record} of the images already in a JSONL output; unparsable lines are ignored."""
-    done: dict[str, dict] = {}
+@dataclass
+class Done:
+    """What a JSONL output already holds: image records by path, frame records by video and frame,
+    and the closing record of each finished video."""
+
+    images: dict[str, dict] = field(default_factory=dict)
+    frames: dict[str, dict[int, dict]] = field(default_factory=dict)
+    videos: dict[str, dict] = field(default_factory=dict)
+
+
+def done_in_jsonl(path: Path) -> Done:
+    """The records already in a JSONL output (the last one wins); unparsable lines are ignored."""
+    done = Done()
     if not path.is_file():
         return done
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 rec = json.loads(line)
-                done[path_from_record(rec)] = rec
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                name = path_from_record(rec)
+                kind = rec.get("record")
+                if kind == "video":
+                    done.videos[name] = rec
+                elif kind is not None:
+                    continue  # appearances are rebuilt from the frames
+                elif rec.get("frame") is not None:
+                    done.frames.setdefault(name, {})[int(rec["frame"])] = rec
+                else:
+                    done.images[name] = rec
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 continue
     return done
 
@@ -136,6 +163,8 @@ class BatchSummary:
     errors: int = 0
     with_logo: int = 0
     per_label: Counter = field(default_factory=Counter)
+    videos: int = 0
+    frames: int = 0  # sampled video frames scanned (each also counts in `images`)
 
     def add(self, r: ScanResult) -> None:
         self.images += 1
@@ -148,13 +177,15 @@ class BatchSummary:
             self.per_label[label] += 1
 
 
-def _scan_one(detector: Detector, p: Path, img: LoadedImage | None, sha: str, err: str) -> ScanResult:
+def _scan_one(
+    detector: Detector, p: Path, img: LoadedImage | None, sha: str, err: str, thresholds: dict[str, float]
+) -> ScanResult:
     if img is None:
         r = detector.error_result(str(p), err)
         r.sha256 = sha
         return r
     try:
-        return detector.scan_loaded(img, path=str(p))
+        return add_exposure(detector.scan_loaded(img, path=str(p)), img.pixels, thresholds)
     except DetectorError as e:  # over the work budget, a model failure: a record, and the batch goes on
         r = detector.error_result(str(p), str(e))
     except Exception as e:  # a bug must not cost the other files their results
@@ -170,20 +201,66 @@ def scan_many(
     resume_from: Path | None = None,
     workers: int = 2,
     progress: bool = True,
+    sampling: Sampling | None = None,
+    on_record: Callable[[dict], None] | None = None,
 ) -> BatchSummary:
-    """Scan `paths` in order, calling on_result(result, pixels) for each; returns the summary."""
+    """Scan `paths`, calling on_result(result, pixels) for each image and sampled video frame, and
+    on_record(record) for each video's appearance and closing records; returns the summary.
+
+    Photos are scanned in order first, then the videos (sampled by `sampling`, default one frame a
+    second)."""
     workers = check_int("workers", workers, 1, MAX_WORKERS)
     summary = BatchSummary()
-    done = done_in_jsonl(resume_from) if resume_from else {}
-    todo = paths
-    if done:
-        todo = []
-        for p in paths:
-            rec = done.get(str(p))
+    done = done_in_jsonl(resume_from) if resume_from else Done()
+    videos = [p for p in paths if is_video_path(p)]
+    todo = [p for p in paths if not is_video_path(p)]
+    if done.images:
+        kept = []
+        for p in todo:
+            rec = done.images.get(str(p))
             if rec is not None and already_done(p, rec, detector.max_file_bytes):
                 summary.skipped_done += 1
             else:
-                todo.append(p)
+                kept.append(p)
+        todo = kept
+    _scan_images(detector, todo, on_result, workers, progress, summary)
+    for v in videos:
+        _scan_one_video(detector, v, sampling or Sampling(), on_result, on_record, done, summary)
+    return summary
+
+
+def _scan_one_video(
+    detector: Detector,
+    path: Path,
+    sampling: Sampling,
+    on_result: Callable[[ScanResult, object], None],
+    on_record: Callable[[dict], None] | None,
+    done: Done,
+    summary: BatchSummary,
+) -> None:
+    closing = done.videos.get(str(path)) or done.images.get(str(path))  # finished, or an error record
+    if closing is not None and already_done(path, closing, 2**62):
+        summary.skipped_done += 1
+        return
+
+    def counted(r: ScanResult, pixels: object) -> None:
+        summary.add(r)
+        summary.frames += r.frame is not None
+        on_result(r, pixels)
+
+    summary.videos += 1
+    scan_video(detector, path, sampling, counted, on_record or (lambda rec: None), done.frames.get(str(path)))
+
+
+def _scan_images(
+    detector: Detector,
+    todo: list[Path],
+    on_result: Callable[[ScanResult, object], None],
+    workers: int,
+    progress: bool,
+    summary: BatchSummary,
+) -> None:
+    thresholds = image_thresholds(detector.meta)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -191,7 +268,7 @@ def scan_many(
         bar = tqdm(total=len(todo), unit="img", desc="scan", disable=None, smoothing=0.1)
     try:
         for p, img, sha, err in iter_loaded(todo, detector.max_pixels, workers, max_file_bytes=detector.max_file_bytes):
-            r = _scan_one(detector, p, img, sha, err)
+            r = _scan_one(detector, p, img, sha, err, thresholds)
             summary.add(r)
             on_result(r, img.pixels if img is not None else None)
             if bar is not None:
@@ -199,4 +276,3 @@ def scan_many(
     finally:
         if bar is not None:
             bar.close()
-    return summary

@@ -7,7 +7,9 @@
 3. `detect evaluate` on the held-out tiles; `detect export` to ONNX (the faster backend, used from here on);
 4. `detect calibrate` on validation scenes, and the ONNX file exported again with the calibrated values;
 5. `detect evaluate` on held-out scenes (image verdicts, box AP) and `detect scan` of a few of them,
-   writing annotated images and heatmaps to demo-output/scans/.
+   writing annotated images and heatmaps to demo-output/scans/;
+6. `detect scan` of every test scene and of a short synthetic video (the logo on screen from 2 s to
+   5 s) into one JSONL, and `detect report` of it into demo-output/report/.
 Each step prints the `detect` command that does the same, so the demo doubles as a tutorial.
 """
 
@@ -18,8 +20,63 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: The demo video: seconds, frames per second, when the logo is on screen, sampling step.
+DEMO_VIDEO = {"seconds": 8.0, "fps": 10.0, "logo_from_s": 2.0, "logo_to_s": 5.0, "every_s": 0.5}
+
+
+def report_step(backend: Any, images: list[Path], out: Path, log: Any = print) -> Path:
+    """The demo's last step: scan `images` and a synthetic clip into out/scans/results.jsonl, then
+    write the exposure report of both into out/report/ (index.html, summary.csv, summary.json).
+
+    Example:
+        >>> report_step(open_backend("demo-output/model.onnx"), images, Path("demo-output"))  # doctest: +SKIP
+        PosixPath('demo-output/report/index.html')
+    """
+    from detector.batch import scan_many
+    from detector.detector import Detector
+    from detector.report import build
+    from detector.scan_output import ScanWriter
+    from detector.video.decode import Sampling
+    from detector.video.synth import write_demo_video
+
+    v = DEMO_VIDEO
+    clip = write_demo_video(
+        out / "video" / "demo-clip.avi", v["seconds"], v["fps"], v["logo_from_s"], v["logo_to_s"], size=(640, 480)
+    )
+    results = out / "scans" / "results.jsonl"
+    det = Detector(backend)
+    from rich.console import Console
+
+    writer = ScanWriter("jsonl", results, None, [], backend.meta, False, False, Console(quiet=True), False)
+    try:
+        summary = scan_many(
+            det,
+            [*images, clip],
+            writer.add,
+            progress=False,
+            sampling=Sampling(v["every_s"]),
+            on_record=writer.add_record,
+        )
+    finally:
+        writer.close()
+    report = build([results])
+    files = report.write(out / "report")
+    row = next((r for r in report.brands if r.exposure_s), None)
+    log(
+        f"{summary.images - summary.frames} photos and {summary.frames} video frames in {results}; "
+        f"report in {files['html']}"
+        + (
+            f" ({row.brand}: {row.exposure_s:.1f} s on screen in the clip; "
+            f"the logo is shown {v['logo_from_s']:g}-{v['logo_to_s']:g} s)"
+            if row
+            else ""
+        )
+    )
+    return files["html"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -185,6 +242,15 @@ def main(argv: list[str] | None = None) -> None:
     scan_many(det, images, writer.add, progress=False)
     writer.close()
     console.print(f"annotated images and heatmaps in {scans}/", highlight=False)
+
+    test_images = list_images([out / "test" / "scenes" / "images"])
+    step(
+        "8. scan every test scene and a short video, and report the brand's exposure",
+        f"detect scan {out}/test/scenes/images {out}/video/demo-clip.avi --model {onnx_file} --every 0.5 "
+        f"--format jsonl --output {out}/scans/results.jsonl\n"
+        f"$ detect report {out}/scans/results.jsonl --out {out}/report",
+    )
+    report_step(backend, test_images, out, log=lambda s: console.print(s, highlight=False))
     console.print(
         f"demo finished in {(time.monotonic() - t0) / 60:.1f} min; try: detect scan IMAGE --boxes", highlight=False
     )

@@ -23,6 +23,10 @@ import numpy as np
 
 from detector.boxes import Detection
 
+#: The version of the JSON record (README, "Result records"): v2 added `schema`, `exposure`,
+#: `thresholds`, and for video frames `frame` and `time_s`; appearance and video records (detector.video).
+SCAN_SCHEMA = "logo-detector/scan@2"
+
 
 @dataclass
 class ScanResult:
@@ -39,22 +43,42 @@ class ScanResult:
     sha256: str = ""
     heatmaps: dict[str, np.ndarray] | None = None  # per label, image-sized float maps in [0, 1]; not serialized
     notes: list[str] = field(default_factory=list)  # what the work budget changed about this scan
+    # Written only when set (additive fields of schema v2):
+    exposure: list[dict[str, Any]] | None = None  # one entry per box, same order (detector.report.exposure)
+    thresholds: dict[str, float] | None = None  # the image threshold of each class the verdicts used
+    frame: int | None = None  # a video frame: its index in the video (path is the video's)
+    time_s: float | None = None  # ... and its time
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            **path_fields(self.path),
-            "width": self.width,
-            "height": self.height,
-            "scores": {k: round(v, 4) for k, v in self.scores.items()},
-            "has_logo": self.has_logo,
-            "labels": self.labels,
-            "boxes": [b.as_dict() for b in self.boxes],
-            "errors": self.errors,
-            "notes": self.notes,
-            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
-            "model": self.model,
-            "sha256": self.sha256,
-        }
+        rec: dict[str, Any] = {"schema": SCAN_SCHEMA, **path_fields(self.path)}
+        if self.frame is not None:
+            rec["frame"] = self.frame
+            rec["time_s"] = round(float(self.time_s or 0.0), 3)
+        return (
+            rec
+            | {
+                "width": self.width,
+                "height": self.height,
+                "scores": {k: round(v, 4) for k, v in self.scores.items()},
+                "has_logo": self.has_logo,
+                "labels": self.labels,
+                "boxes": [b.as_dict() for b in self.boxes],
+                "errors": self.errors,
+                "notes": self.notes,
+                "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+                "model": self.model,
+                "sha256": self.sha256,
+            }
+            | self._extra()
+        )
+
+    def _extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.exposure is not None:
+            extra["exposure"] = self.exposure
+        if self.thresholds is not None:
+            extra["thresholds"] = {k: round(v, 6) for k, v in self.thresholds.items()}
+        return extra
 
 
 def path_bytes(path: str) -> bytes:

@@ -60,6 +60,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would have
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -68,6 +69,12 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class ScanWriter:
@@ -89,6 +96,7 @@ class ScanWriter:
         self.show_boxes, self.console, self.single = show_boxes, console, single
         self.roots = [p for p in inputs if p.is_dir()]
         self.kept: list[ScanResult] = []
+        self.records: list[dict] = []  # appearance and video records, for the json document
         self.stream: TextIO | None = None
         self.repaired = 0
         if output is not None and fmt in ("jsonl", "text"):
@@ -109,6 +117,8 @@ class ScanWriter:
     def add(self, r: ScanResult, pixels: np.ndarray | None) -> None:
         if self.out_dir is not None and pixels is not None:
             name = self._name(r.path)
+            if r.frame is not None:
+                name = name.with_name(f"{name.name}.frame{r.frame:06d}")
             write_rgb(self.out_dir / f"{name}.jpg", annotate(pixels, r, self.meta.classes))
             for label, heat in (r.heatmaps or {}).items():
                 write_rgb(self.out_dir / f"{name}.heatmap-{label}.jpg", heatmap_overlay(pixels, heat))
@@ -119,6 +129,16 @@ class ScanWriter:
         else:
             r.heatmaps = None
             self.kept.append(r)
+
+    def add_record(self, rec: dict) -> None:
+        """A record that is not one image's result (a video's appearance or closing record):
+        a line in jsonl, a sentence in text, an element of the json list; csv and coco leave it out."""
+        if self.fmt == "jsonl":
+            self._emit(json.dumps(rec, ensure_ascii=False) + "\n")
+        elif self.fmt == "text":
+            self._emit(_record_text(rec))
+        elif self.fmt == "json":
+            self.records.append(rec)
 
     def _emit(self, text: str) -> None:
         """One image's lines, flushed at once: a kill loses at most the line being written (resume skips it)."""
@@ -131,6 +151,8 @@ class ScanWriter:
     def _text(self, r: ScanResult) -> str:
         lines = []
         name = display_path(r.path)
+        if r.frame is not None:
+            name += f" @ {r.time_s:.2f} s (frame {r.frame})"
         if r.errors:
             lines.append(f"{name}: error: {'; '.join(r.errors)}")
         else:
@@ -151,8 +173,9 @@ class ScanWriter:
     def close(self) -> None:
         if self.fmt in ("json", "csv", "coco"):
             if self.fmt == "json":
-                data = [r.as_dict() for r in self.kept]
-                text = json.dumps(data[0] if self.single and data else data, indent=2, ensure_ascii=False) + "\n"
+                data = [r.as_dict() for r in self.kept] + self.records
+                one = self.single and len(data) == 1
+                text = json.dumps(data[0] if one else data, indent=2, ensure_ascii=False) + "\n"
             elif self.fmt == "csv":
                 text = to_csv(self.kept)
             else:
@@ -163,3 +186,16 @@ class ScanWriter:
                 self.console.out(text, end="", highlight=False)
         if self.stream:
             self.stream.close()
+
+
+def _record_text(rec: dict) -> str:
+    name = display_path(rec.get("path", ""))
+    if rec.get("record") == "appearance":
+        return (
+            f"{name}: {rec['label']} on screen {rec['start_s']:.2f}-{rec['end_s']:.2f} s "
+            f"({rec['duration_s']:.2f} s, {rec['frames']} sampled frame(s), "
+            f"peak prominence {rec['peak_prominence']:.3f})\n"
+        )
+    if rec.get("record") == "video":
+        return f"{name}: video of {rec['duration_s']:.2f} s at {rec['fps']:g} fps, {rec['samples']} frame(s) sampled\n"
+    return json.dumps(rec, ensure_ascii=False) + "\n"
