@@ -601,7 +601,7 @@ def scan(
 
 @app.command()
 def report(
-    results: Annotated[list[Path], typer.Argument(metavar="RESULTS.jsonl...", help="JSONL files from `detect scan`.")],
+    results: Annotated[list[Path], typer.Argument(metavar="RESULTS.jsonl", help="JSONL files from `detect scan`.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for index.html, summary.csv and summary.json.")],
     images: Annotated[
         Path | None, typer.Option(help="Where the scanned files are, when their recorded paths do not resolve.")

@@ -1,8 +1,8 @@
 """A synthetic clip whose logo is on screen for a known interval: for tests and the demo.
 
-The backdrop is a crop of one of the built-in scene backgrounds (detector.synth) that pans slowly,
-so frames differ as in footage; the demo logo (rendered like the training scenes' logos,
-detector.scenes) is pasted at a fixed place from `logo_from_s` to `logo_to_s`.
+The backdrop is a procedural background (the generator the scene synthesizer draws from,
+detector.synth) that pans 8 px a second, so frames differ as in footage; the demo logo is
+alpha-blended at a fixed place from `logo_from_s` to `logo_to_s` (exclusive), and nowhere else.
 """
 
 from __future__ import annotations
