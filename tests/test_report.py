@@ -326,3 +326,16 @@ def test_demo_report_step_writes_photos_and_video_exposure(exported_onnx, scene_
     shown = DEMO_VIDEO["logo_to_s"] - DEMO_VIDEO["logo_from_s"]
     assert summary["brands"][0]["exposure_s"] == pytest.approx(shown, abs=2 * DEMO_VIDEO["every_s"])
     assert (page.parent / "summary.csv").is_file()
+
+
+def test_max_frames_stops_early_and_the_video_record_says_what_was_covered(scanned: Path, exported_onnx) -> None:
+    clip = next(p for p in scanned.parent.rglob("clip.avi"))
+    r = run_cli(
+        "scan", str(clip), "--model", str(exported_onnx.path), "--fps", "1", "--max-frames", "3", "--format", "jsonl"
+    )
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert [x["time_s"] for x in recs if x.get("frame") is not None] == [0.0, 1.0, 2.0]
+    video = recs[-1]
+    assert video["record"] == "video" and video["samples"] == 3
+    assert video["duration_s"] == pytest.approx(3.0) and video["video_duration_s"] == pytest.approx(8.0)

@@ -91,11 +91,16 @@ def scan_video(
             stats.frames_scanned += 1
     finally:
         cap.release()
-    duration = info.duration_s or (last_t + 1.0 / info.fps)
-    for a in joiner.finish(duration):
+    whole = info.duration_s or (last_t + 1.0 / info.fps)
+    # What the samples cover: the whole video, or up to one step past the last sample when
+    # --max-frames stopped early (screen shares are over what was looked at).
+    stopped = sampling.max_frames is not None and samples >= sampling.max_frames
+    covered = min(whole, last_t + sampling.every_s) if stopped else whole
+    for a in joiner.finish(covered):
         on_record(a.as_record(str(path)))
         stats.appearances += 1
-    on_record(video_record(str(path), sha, info.fps, duration, sampling, samples))
+    rec = video_record(str(path), sha, info.fps, covered, sampling, samples)
+    on_record(rec | {"video_duration_s": round(whole, 3)})
     return stats
 
 
