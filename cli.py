@@ -234,14 +234,23 @@ def train(
     batch_size: Annotated[int, typer.Option()] = 32,
     dropout: Annotated[float, typer.Option()] = 0.5,
     balance: Annotated[str, typer.Option(help="class-weight, upsample or none.")] = "class-weight",
-    fine_tune: Annotated[str | None, typer.Option(help="Unfreeze the top N blocks after the head, or 'all'.")] = None,
-    fine_tune_epochs: Annotated[int, typer.Option()] = 10,
+    fine_tune: Annotated[
+        str,
+        typer.Option(
+            help="After the head: auto (top 2 blocks with pretrained weights, none without), none, N, or all."
+        ),
+    ] = "auto",
+    fine_tune_epochs: Annotated[int | None, typer.Option(help="Default 3 pretrained (auto), else 10.")] = None,
     fine_tune_lr: Annotated[float | None, typer.Option(help="Default 1e-4 (1e-3 from scratch).")] = None,
     patience: Annotated[int, typer.Option(help="Early stopping on validation AP.")] = 5,
-    random_crop: Annotated[float, typer.Option(help="Percent of the side that may be cut.")] = 0.0,
-    random_scale: Annotated[float, typer.Option(help="Percent of extra zoom.")] = 0.0,
-    random_brightness: Annotated[float, typer.Option(help="Percent brighter or darker.")] = 0.0,
-    random_color: Annotated[float, typer.Option(help="Percent of saturation change (hue a tenth of it).")] = 0.0,
+    random_crop: Annotated[
+        float | None, typer.Option(help="Percent of the side that may be cut (auto fine-tune: 10, else 0).")
+    ] = None,
+    random_scale: Annotated[float | None, typer.Option(help="Percent of extra zoom (auto: 15).")] = None,
+    random_brightness: Annotated[float | None, typer.Option(help="Percent brighter or darker (auto: 20).")] = None,
+    random_color: Annotated[
+        float | None, typer.Option(help="Percent of saturation change, hue a tenth of it (auto: 20).")
+    ] = None,
     flip_left_right: Annotated[bool, typer.Option()] = False,
     logdir: Annotated[Path | None, typer.Option(help="TensorBoard summaries here.")] = None,
     resume: Annotated[bool, typer.Option(help="Finish a run that was killed.")] = False,

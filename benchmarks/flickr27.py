@@ -157,7 +157,7 @@ def train_model(data: list[str], out: Path, cache: Path, log, **recipe) -> Path:
         test_percent=0.0,
         cache_dir=str(cache),
         resume=True,
-        **recipe,
+        **{"fine_tune": "none", **recipe},  # head only unless the variant asks for fine-tuning
     )
     result = train(cfg, log=lambda s: None)
     log(f"    trained {out.name}: {result.phases} in {time.monotonic() - t0:.0f} s")

@@ -222,6 +222,7 @@ def test_pretrained_style_head_converges_within_the_default_budget(tmp_path: Pat
         weights=str(weights),
         input_size=INPUT,
         cam_layer="mixed2",
+        fine_tune="none",  # the head alone: what this test judges
         cache_dir=str(tmp_path / "cache"),
     )
     assert cfg.head_steps == TrainConfig.__dataclass_fields__["head_steps"].default  # the default budget
@@ -236,3 +237,17 @@ def test_pretrained_style_head_converges_within_the_default_budget(tmp_path: Pat
     probs = predict_batches(model, np.stack([d.pixels for d in decoded]))
     y = np.array([meta.classes.index(d.sample.label) for d in decoded])
     assert np.mean(probs.argmax(1) == y) >= 0.95
+
+
+def test_recipe_defaults_follow_the_weights(tmp_path: Path) -> None:
+    from detector.train import RECIPES, with_recipe_defaults
+
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(b"x")
+    pre = with_recipe_defaults(TrainConfig(data="d", out="o", weights=str(weights)))
+    assert (pre.input_size, pre.cam_layer, pre.fine_tune, pre.fine_tune_epochs) == (224, "mixed6", "2", 3)
+    assert pre.distort and pre.random_color == RECIPES["pretrained"]["distortions"]["random_color"]
+    mine = with_recipe_defaults(TrainConfig(data="d", out="o", weights=str(weights), fine_tune="none", random_crop=5))
+    assert mine.fine_tune is None and mine.random_crop == 5 and mine.random_color == 0.0
+    scratch = with_recipe_defaults(TrainConfig(data="d", out="o", weights="none"))
+    assert (scratch.input_size, scratch.cam_layer, scratch.fine_tune, scratch.distort) == (128, "mixed2", None, False)
