@@ -18,6 +18,7 @@ from detector.detector import Detector
 from detector.errors import ImageLoadError
 from detector.images import load_image
 from detector.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
+from detector.report.exposure import add_exposure, image_thresholds
 from detector.serve.errors import ApiError, load_error
 from detector.serve.options import RequestOptions
 from detector.serve.uploads import Upload
@@ -44,6 +45,7 @@ def _scan_loaded(det: Detector, upload: Upload, opts: RequestOptions) -> dict[st
     with DECODE_BUDGET.hold(decode_cost(upload.path, det.max_file_bytes, det.max_pixels)):
         loaded = load_image(upload.path, det.max_pixels, max_file_bytes=det.max_file_bytes)  # ImageLoadError
         result = det.scan_loaded(loaded, opts.scan, upload.name)  # BudgetError: over max_windows
+        add_exposure(result, loaded.pixels, image_thresholds(det.meta))  # the CLI's record, field for field
     record = result.as_dict()
     if opts.heatmap:
         record["heatmaps"] = {label: heatmap_data_url(m) for label, m in (result.heatmaps or {}).items()}
