@@ -46,8 +46,8 @@ RUN_DIR = ".train"
 #: a linear head on mixed6 windows ranked brands best of mixed5/6/7, and 224 px keeps a 500x375 photo
 #: near a second on 2 cores. From scratch, mixed2 at 128 px (13x13 maps) is what localizes (STACK-NOTES).
 #: With pretrained weights the top two blocks under the head are then fine-tuned for 3 epochs with
-#: distortions, BatchNorm frozen: on fold 0 of FlickrLogos-27 that lifted recall at 90% precision
-#: (other brands as negatives) from about 0.12 (head only, all folds) to 0.42, box AP@0.5 0.05 -> 0.14.
+#: distortions, BatchNorm frozen: on folds 0-1 of FlickrLogos-27 that lifted recall at 90% precision
+#: (other brands as negatives) from about 0.12 (head only, all folds) to 0.35, box AP@0.5 0.05 -> 0.12.
 RECIPES = {
     "pretrained": {
         "input_size": 224,
