@@ -243,8 +243,6 @@ def _mean(values: list) -> float | None:
 
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
-        from _backbone_cache import FeatureMaps  # noqa: F401  (imported here: TensorFlow loads late)
-
         self.args = args
         self.work = Path(args.work).expanduser()
         self.work.mkdir(parents=True, exist_ok=True)
