@@ -120,15 +120,20 @@ class TrainConfig:
 def with_recipe_defaults(cfg: TrainConfig) -> TrainConfig:
     """Fill what the user left open (input size, head block, fine-tuning and its distortions) from the
     recipe for these weights."""
-    from detector.model import resolve_weights
+    from detector.model import read_meta, resolve_weights
 
-    recipe = RECIPES["scratch" if resolve_weights(cfg.weights) is None else "pretrained"]
+    if cfg.init:  # continuing a model: its own size, block and kind of weights, not --weights'
+        start = read_meta(cfg.init)
+        scratch, size, layer = start.weights_origin == "none", start.input_size, start.cam_layer
+    else:
+        scratch, size, layer = resolve_weights(cfg.weights) is None, cfg.input_size, cfg.cam_layer
+    recipe = RECIPES["scratch" if scratch else "pretrained"]
     fine_tune = recipe["fine_tune"] if cfg.fine_tune == "auto" else (None if cfg.fine_tune == "none" else cfg.fine_tune)
     distort = recipe["distortions"] if (cfg.fine_tune == "auto" and fine_tune) else {}
     return replace(
         cfg,
-        input_size=cfg.input_size or recipe["input_size"],
-        cam_layer=cfg.cam_layer or recipe["cam_layer"],
+        input_size=size or recipe["input_size"],
+        cam_layer=layer or recipe["cam_layer"],
         fine_tune=fine_tune,
         fine_tune_epochs=cfg.fine_tune_epochs or recipe["fine_tune_epochs"],
         **{k: v if (v := getattr(cfg, k)) is not None else distort.get(k, 0.0) for k in DISTORTIONS},

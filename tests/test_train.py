@@ -251,3 +251,11 @@ def test_recipe_defaults_follow_the_weights(tmp_path: Path) -> None:
     assert mine.fine_tune is None and mine.random_crop == 5 and mine.random_color == 0.0
     scratch = with_recipe_defaults(TrainConfig(data="d", out="o", weights="none"))
     assert (scratch.input_size, scratch.cam_layer, scratch.fine_tune, scratch.distort) == (128, "mixed2", None, False)
+
+
+def test_recipe_of_a_continued_model_is_its_own(trained_model: Path) -> None:
+    """--init continues a model at its own input size and block, whatever --weights says."""
+    from detector.train import with_recipe_defaults
+
+    cont = with_recipe_defaults(TrainConfig(data="d", out="o", init=str(trained_model)))  # weights: imagenet
+    assert (cont.input_size, cont.cam_layer, cont.fine_tune) == (INPUT, CAM_LAYER, None)
