@@ -69,9 +69,9 @@ def data(
 
 
 def _show_dataset(folder: Path, negative_class: str, check: bool) -> None:
-    from detector.boxdata import is_box_dataset, read_box_dataset
-    from detector.data import decode_samples, scan_dataset
-    from detector.tables import box_dataset_table, dataset_table
+    from detector.console.tables import box_dataset_table, dataset_table
+    from detector.data.boxes import is_box_dataset, read_box_dataset
+    from detector.data.folders import decode_samples, scan_dataset
 
     if is_box_dataset(folder):
         out.print(box_dataset_table(read_box_dataset(folder)))
@@ -98,9 +98,9 @@ def _import_boxes(
     unlabelled: bool,
     image_labels: Path | None,
 ) -> None:
-    from detector.boxdata import import_box_dataset
+    from detector.console.tables import box_dataset_table
+    from detector.data.boxes import import_box_dataset
     from detector.errors import DatasetError
-    from detector.tables import box_dataset_table
 
     if source is None or out_dir is None:
         raise DatasetError("usage: detect data import SOURCE --out DIR [--format csv|coco|yolo] [--images DIR]")
@@ -150,10 +150,10 @@ def synth(
     """Synthesize scenes with logos (boxes as COCO and CSV) and a tile dataset for `detect train`."""
     from tqdm import tqdm
 
+    from detector.data.tilecut import TileRules
     from detector.errors import DetectorError
-    from detector.scenes import SceneConfig
-    from detector.synthesize import synthesize
-    from detector.tilecut import TileRules
+    from detector.synth.scenes import SceneConfig
+    from detector.synth.synthesize import synthesize
 
     try:
         q_lo, q_hi = (int(v) for v in jpeg_quality.split(","))
@@ -263,8 +263,8 @@ def train(
 ) -> None:
     """Train a logo classifier (Inception v3 transfer learning) on a class-folder dataset."""
     from detector.errors import DetectorError
-    from detector.train import TrainConfig
-    from detector.train import train as run_train
+    from detector.training.train import TrainConfig
+    from detector.training.train import train as run_train
 
     cfg = TrainConfig(
         data=[str(d) for d in data_dirs],
@@ -324,10 +324,10 @@ def evaluate(
     report_dir: Annotated[Path | None, typer.Option(help="Default: MODEL_DIR/evaluation.")] = None,
 ) -> None:
     """Classification metrics on class folders; on a box dataset, image verdicts and box AP of the scanner."""
-    from detector.boxdata import is_box_dataset
+    from detector.console.tables import confusion_table, evaluation_table
+    from detector.data.boxes import is_box_dataset
     from detector.errors import DetectorError
-    from detector.evaluate import evaluate as run_eval
-    from detector.tables import confusion_table, evaluation_table
+    from detector.evaluation.tiles import evaluate as run_eval
 
     import_tensorflow_quietly()
     try:
@@ -351,10 +351,10 @@ def _evaluate_scenes(model_dir: Path, data_dir: Path, split: str, batch_size: in
     import json
 
     from detector.backends import open_backend
-    from detector.boxdata import read_box_dataset
-    from detector.scan import ScanOptions
-    from detector.scene_eval import evaluate_scenes
-    from detector.tables import scene_table
+    from detector.console.tables import scene_table
+    from detector.data.boxes import read_box_dataset
+    from detector.evaluation.scenes import evaluate_scenes
+    from detector.pipeline.scan import ScanOptions
 
     backend = open_backend(model_dir)
     rep = evaluate_scenes(backend, read_box_dataset(data_dir), split, ScanOptions(batch_size=batch_size)).report
@@ -376,9 +376,9 @@ def mine(
 ) -> None:
     """Add the windows the model wrongly calls a logo to the negative class; then `detect train --init`."""
     from detector.backends import open_backend
-    from detector.boxdata import read_box_dataset
+    from detector.data.boxes import read_box_dataset
     from detector.errors import DetectorError
-    from detector.mining import mine_hard_negatives
+    from detector.training.mining import mine_hard_negatives
 
     if model.suffix.lower() != ".onnx":
         import_tensorflow_quietly()
@@ -409,10 +409,10 @@ def calibrate(
     """Choose the image-level thresholds, the CAM threshold and the box calibration on whole scenes; store them in
     model.json."""
     from detector.backends import open_backend
-    from detector.boxdata import read_box_dataset
+    from detector.data.boxes import read_box_dataset
     from detector.errors import DetectorError
-    from detector.model import update_meta
-    from detector.scene_eval import calibrate as calibrate_scenes
+    from detector.evaluation.scenes import calibrate as calibrate_scenes
+    from detector.model.store import update_meta
 
     import_tensorflow_quietly()
     try:
@@ -477,7 +477,7 @@ def export(
         )
     except DetectorError as e:
         _fail(e)
-    from detector.tables import export_table
+    from detector.console.tables import export_table
 
     if report.checks:
         out.print(export_table(report.checks))
@@ -537,11 +537,11 @@ def scan(
 
     Exit code: 0 every image scanned, 1 some images failed (each has an error record), 2 a usage or
     model error (nothing scanned)."""
-    from detector.batch import MAX_WORKERS, list_images, scan_many
-    from detector.detector import Detector
+    from detector.api import Detector
     from detector.errors import DetectorError
-    from detector.scan import ScanOptions
-    from detector.scan_options import check_int, check_number, parse_scales
+    from detector.pipeline.options import check_int, check_number, parse_scales
+    from detector.pipeline.scan import ScanOptions
+    from detector.results.folders import MAX_WORKERS, list_images, scan_many
     from detector.video.decode import Sampling
 
     try:
@@ -576,7 +576,7 @@ def scan(
             raise DetectorError("no images or videos found in the given paths")
     except DetectorError as e:
         _fail(e)
-    from detector.scan_output import ScanWriter
+    from detector.results.writer import ScanWriter
 
     try:
         writer = ScanWriter(
@@ -626,8 +626,8 @@ def report(
 ) -> None:
     """Brand exposure report from scan results: per-brand table, plots, a gallery and errors, as one offline page."""
     from detector.errors import DetectorError
+    from detector.pipeline.options import check_int, check_number
     from detector.report import build
-    from detector.scan_options import check_int, check_number
 
     try:
         check_int("gallery", gallery, 0, 200)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.backends.base import BackendOutput
-from detector.model import ModelMeta, load_model_dir, model_sha256
+from detector.model.store import ModelMeta, load_model_dir, model_sha256
 
 
 class FeatureMaps:

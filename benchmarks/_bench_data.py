@@ -1,6 +1,6 @@
 """Synthetic test images for `benchmarks/speed.py`, made once into a cache folder outside the project.
 
-Scenes of the demo logo (`detector.scenes.render_scene`, 0-3 logos each, distractors, JPEG quality 92),
+Scenes of the demo logo (`detector.synth.scenes.render_scene`, 0-3 logos each, distractors, JPEG quality 92),
 the same bytes on every run: one seed per image size, image i is (seed, i).
 """
 
@@ -17,9 +17,9 @@ def scene_images(width: int, height: int, n: int, folder: Path | None = None, se
     import cv2
     import numpy as np
 
-    from detector.demo_logo import demo_logo
-    from detector.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
-    from detector.synth import builtin_backgrounds
+    from detector.synth.demo_logo import demo_logo
+    from detector.synth.legacy import builtin_backgrounds
+    from detector.synth.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
 
     folder = folder or CACHE / f"scenes-{width}x{height}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ def task_make_model(args: dict[str, Any]) -> dict[str, Any]:
     from detector.tfquiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from detector.model import new_model, save_model_dir
+    from detector.model.store import new_model, save_model_dir
     from export.samples import synthetic_tiles
 
     model, meta = new_model(
@@ -145,8 +145,8 @@ class RecordingBackend:
 
 def scan_whole_levels(backend, pixels, opts):
     """Dense mode with every pyramid level in one block (no margins recomputed): what blocks cost, measured."""
-    from detector.dense import dense_evidence
-    from detector.scan import TileEvidence, assemble_result, plan_scales
+    from detector.pipeline.dense import dense_evidence
+    from detector.pipeline.scan import TileEvidence, assemble_result, plan_scales
 
     t0 = time.perf_counter()
     h, w = pixels.shape[:2]
@@ -162,7 +162,7 @@ def task_scan(args: dict[str, Any]) -> dict[str, Any]:
 
     mode: tiles | dense | dense-whole (dense with each pyramid level in a single block, a diagnostic)."""
     from detector.images import load_image
-    from detector.scan import ScanOptions, plan_scales, scan_pixels
+    from detector.pipeline.scan import ScanOptions, plan_scales, scan_pixels
 
     t0 = time.perf_counter()
     backend = RecordingBackend(open_backend_kind(args["model"], args["kind"]))
@@ -178,8 +178,8 @@ def task_scan(args: dict[str, Any]) -> dict[str, Any]:
     else:  # "calls": model calls instead of a whole scan (at 299 px one scan takes ~15 s)
         import numpy as np
 
-        from detector.model import CAM_GEOMETRY
-        from detector.tiling import pyramid_tiles
+        from detector.model.store import CAM_GEOMETRY
+        from detector.pipeline.tiling import pyramid_tiles
 
         h, w = images[0].shape[:2]
         size = backend.meta.input_size
@@ -187,7 +187,7 @@ def task_scan(args: dict[str, Any]) -> dict[str, Any]:
             n = len(pyramid_tiles(w, h, plan_scales(w, h, size, opts), size))
             shapes = [(b, size, size) for b in {min(n, opts.batch_size), n % opts.batch_size} - {0}]
         else:  # two small whole-image calls of different shapes (Keras: a trace with free height and width)
-            from detector.dense import cells_per_window
+            from detector.pipeline.dense import cells_per_window
 
             cells_per_window(backend, size)  # probed once per model, as a first scan would
             stride = CAM_GEOMETRY[backend.meta.cam_layer][0]
@@ -230,9 +230,9 @@ def task_accuracy(args: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from detector.backends.onnx_backend import OnnxBackend
-    from detector.boxdata import read_box_dataset
-    from detector.scan import ScanOptions
-    from detector.scene_eval import collect_evidence, evaluate_scenes, scene_split
+    from detector.data.boxes import read_box_dataset
+    from detector.evaluation.scenes import collect_evidence, evaluate_scenes, scene_split
+    from detector.pipeline.scan import ScanOptions
 
     ds = read_box_dataset(args["scenes"])
     records = scene_split(ds, "all")[: args.get("limit") or None]

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    from detector.demo_logo import demo_logo
-    from detector.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
-    from detector.synth import builtin_backgrounds
+    from detector.synth.demo_logo import demo_logo
+    from detector.synth.legacy import builtin_backgrounds
+    from detector.synth.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
 
     bgs = builtin_backgrounds(np.random.default_rng(0))
     logos = {"demo-logo": trim_alpha(demo_logo(256))}

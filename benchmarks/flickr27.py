@@ -52,8 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from detector.boxdata import IMAGES, Box, BoxDataset, ImageRecord, import_box_dataset, write_box_dataset  # noqa: E402
-from detector.data import split_of  # noqa: E402
+from detector.data.boxes import IMAGES, Box, BoxDataset, ImageRecord, import_box_dataset, write_box_dataset  # noqa: E402
+from detector.data.folders import split_of  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 FLICKR = SHARED / "data" / "flickrlogos27-dev"
@@ -111,8 +111,8 @@ def subset(full: BoxDataset, records: list[ImageRecord], root: Path, keep: set[s
 def synth_scenes(work: Path, brands: list[str], scenes: int) -> BoxDataset | None:
     """Synthetic scenes of the brands' logo graphics on the built-in backgrounds, glyphs of other
     brands as distractors; the same scenes serve every fold (no real photo is in them)."""
-    from detector.boxdata import read_box_dataset
-    from detector.synthesize import synthesize
+    from detector.data.boxes import read_box_dataset
+    from detector.synth.synthesize import synthesize
 
     logos = {b: brand_logo(b) for b in brands}
     logos = {b: p for b, p in logos.items() if p}
@@ -143,7 +143,7 @@ FINE_TUNE_MINUTES = 25.0
 
 
 def train_model(data: list[str], out: Path, cache: Path, log, **recipe) -> Path:
-    from detector.train import TrainConfig, train
+    from detector.training.train import TrainConfig, train
 
     if (out / "model.json").is_file():
         return out
@@ -166,8 +166,8 @@ def train_model(data: list[str], out: Path, cache: Path, log, **recipe) -> Path:
 
 def calibrate_and_scan(backend, val: BoxDataset, test: BoxDataset, opts, log) -> list:
     """`detect calibrate` on the validation photos, then scan the test photos: ScanResults in test order."""
-    from detector.scan import assemble_result
-    from detector.scene_eval import calibrate, collect_evidence
+    from detector.evaluation.scenes import calibrate, collect_evidence
+    from detector.pipeline.scan import assemble_result
 
     report = calibrate(backend, val, TARGET_PRECISION, split="all", opts=opts)
     log(
@@ -193,7 +193,7 @@ def brand_metrics(pairs: list, brand: str, photo_labels: dict[str, str], negativ
     """Image and box metrics of one brand over (record, result) pairs; negatives: 'all' or 'none'."""
     from sklearn.metrics import average_precision_score
 
-    from detector.scene_eval import box_ap
+    from detector.evaluation.scenes import box_ap
 
     keep = [
         (rec, res)
@@ -259,7 +259,7 @@ class Bench:
         self.opts = None
 
     def scan_opts(self, mode: str = "dense"):
-        from detector.scan import ScanOptions
+        from detector.pipeline.scan import ScanOptions
 
         return ScanOptions(mode=mode)
 
@@ -285,7 +285,7 @@ class Bench:
         from _backbone_cache import CachedHeadBackend, FeatureMaps, check_against_keras
 
         if self.maps is None:
-            from detector.model import load_model_dir
+            from detector.model.store import load_model_dir
 
             self.maps = FeatureMaps(load_model_dir(model_dir)[0], self.work / "feature-maps")
         backend = CachedHeadBackend(model_dir, self.maps)
@@ -362,7 +362,7 @@ class Bench:
 
     def synth(self) -> None:
         """Logo files only: one model, calibrated on synthetic validation scenes, tested on every photo."""
-        from detector.scene_eval import scene_split
+        from detector.evaluation.scenes import scene_split
 
         t0 = time.monotonic()
         synth = synth_scenes(self.work, self.brands, self.args.synth_scenes)
@@ -413,10 +413,10 @@ class Bench:
 
     def whole(self) -> None:
         """The whole-photo classifier: each photo squashed to the input size, one label per photo."""
+        from detector.evaluation.metrics import choose_threshold
         from detector.images import load_image, resize_to
-        from detector.metrics import choose_threshold
-        from detector.model import load_model_dir
-        from detector.predict import predict_batches
+        from detector.model.predict import predict_batches
+        from detector.model.store import load_model_dir
 
         t0, rows = time.monotonic(), []
         for k in self.folds:
@@ -444,7 +444,7 @@ class Bench:
                 thr = choose_threshold(yv, pv[:, ci], TARGET_PRECISION, among="f1").threshold
                 for r, p in zip(test, pt[:, ci], strict=True):
                     rows.append((r.file, b, float(p), bool(p >= thr)))
-        from detector.results import ScanResult
+        from detector.results.record import ScanResult
 
         by_photo: dict[str, ScanResult] = {}
         for f, b, p, hit in rows:
@@ -461,8 +461,8 @@ class Bench:
 
     def speed(self) -> None:
         """Seconds per photo, end to end in one process, with the ONNX file of fold 0's `both` model."""
-        from detector.detector import Detector
-        from detector.scan import ScanOptions
+        from detector.api import Detector
+        from detector.pipeline.scan import ScanOptions
         from export.onnx_export import export_model
 
         model_dir = self.work / f"fold{self.folds[0]}" / "model-both"

@@ -38,10 +38,10 @@ def arrange(dest: Path) -> Path:
 def main() -> None:
     from rich.console import Console
 
-    from detector.data import scan_dataset
-    from detector.evaluate import evaluate
-    from detector.tables import confusion_table, dataset_table, evaluation_table
-    from detector.train import TrainConfig, train
+    from detector.console.tables import confusion_table, dataset_table, evaluation_table
+    from detector.data.folders import scan_dataset
+    from detector.evaluation.tiles import evaluate
+    from detector.training.train import TrainConfig, train
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--weights", default="none")

@@ -2,18 +2,18 @@
 
 What a user would bring for one brand: its logo file, a few dozen photos with boxes, photos without it.
 
-1. training data, all of it from the *train* split (hash of the file name, `detector.data.split_of`):
+1. training data, all of it from the *train* split (hash of the file name, `detector.data.folders.split_of`):
    - synthetic scenes of the brand's glyph (`../shared/data/logos/glyphs/BRAND.png`), half on the built-in
      backgrounds and half on the train-split `none` photos, with half of the other glyphs as distractors
      (`detect synth`, as `benchmarks/synth_transfer.py` does);
    - the brand's train-split photos with their boxes and the train-split `none` photos, cut into tiles
-     with the scanner's own tiling (`detector.tilecut`); each real logo tile is used `--real-copies` times
+     with the scanner's own tiling (`detector.data.tilecut`); each real logo tile is used `--real-copies` times
      (the scanner's tiling gives only a few per box), with random crops and brightness in training;
 2. Inception v3 from scratch (`--weights none`: no ImageNet weights here), 128 px, head on mixed2, trained
    for `--minutes`;
-3. `detector.scene_eval.calibrate` on the val split (the brand's photos and the `none` photos): image
+3. `detector.evaluation.scenes.calibrate` on the val split (the brand's photos and the `none` photos): image
    threshold for `--target-precision` (0.77, the original project's precision), CAM threshold, joining;
-4. `detector.scene_eval.evaluate_scenes` on the test split: the brand's photos plus the `none` photos,
+4. `detector.evaluation.scenes.evaluate_scenes` on the test split: the brand's photos plus the `none` photos,
    and again with the test-split photos of the other 15 brands added as negatives. Image-level
    precision/recall/AP and COCO box AP@0.5 and AP@[.5:.95], beside the chance levels and the original
    project's 77% precision / 40% recall;
@@ -49,12 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synth_transfer import FLICKR, SHARED, _flickr_brand_boxes, _split_glyphs  # noqa: E402
 
-from detector.boxdata import IMAGES, BoxDataset, ImageRecord, write_box_dataset  # noqa: E402
-from detector.data import split_of  # noqa: E402
+from detector.data.boxes import IMAGES, BoxDataset, ImageRecord, write_box_dataset  # noqa: E402
+from detector.data.folders import split_of  # noqa: E402
 
 if TYPE_CHECKING:
     from detector.backends import Backend
-    from detector.scan import ScanOptions
+    from detector.pipeline.scan import ScanOptions
 
 NEGATIVE = "no-logo"
 ORIGINAL = {"precision": 0.77, "recall": 0.40}
@@ -137,8 +137,8 @@ def prepare_training(
     args: argparse.Namespace, logo: Path, brand: str, train_photos: BoxDataset, work: Path, tiles: Path
 ) -> dict[str, dict[str, int]]:
     """Synthetic scenes (built-in and none-photo backgrounds) + the real train photos' tiles, in one folder."""
-    from detector.synthesize import synthesize
-    from detector.tilecut import TileRules, tiles_from_box_dataset
+    from detector.data.tilecut import TileRules, tiles_from_box_dataset
+    from detector.synth.synthesize import synthesize
 
     d_train, _ = _split_glyphs(args.brand, work)
     rules = TileRules(size=args.input_size)
@@ -191,7 +191,7 @@ def boxes_without_image_threshold(
     for the box stage only, the CAM threshold and joining distance are chosen on the val photos as
     `calibrate` does (best AP@0.5), and the test sets are scored from the evidence already collected.
     """
-    from detector.scene_eval import CAM_THRESHOLD_CANDIDATES, JOIN_CANDIDATES, evaluate_scenes
+    from detector.evaluation.scenes import CAM_THRESHOLD_CANDIDATES, JOIN_CANDIDATES, evaluate_scenes
 
     meta = backend.meta
     saved = dict(meta.image_thresholds)
@@ -287,11 +287,11 @@ def main() -> None:
     if not logo.is_file():
         raise SystemExit(f"{logo} not found: pick a brand with a glyph in {logo.parent}")
 
-    from detector.synthesize import logo_name
+    from detector.synth.synthesize import logo_name
     from detector.tfquiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from detector.train import TrainConfig, train
+    from detector.training.train import TrainConfig, train
 
     brand_label = flickr_label_of(args.brand)
     brand = logo_name(logo)  # the class name synthesis gives the glyph: the real boxes must match it
@@ -304,7 +304,7 @@ def main() -> None:
 
     # 1. the photos, split; the synthetic scenes; the tiles
     full_dir = _flickr_brand_boxes(brand_label, work)
-    from detector.boxdata import read_box_dataset
+    from detector.data.boxes import read_box_dataset
 
     sets = split_photos(read_box_dataset(full_dir), brand_label, work, args.limit)
     for name, ds in sets.items():
@@ -344,8 +344,8 @@ def main() -> None:
 
     # 3. calibrate on the val photos, 4. scan the test photos
     from detector.backends import open_backend
-    from detector.scan import ScanOptions
-    from detector.scene_eval import calibrate, collect_evidence, evaluate_scenes
+    from detector.evaluation.scenes import calibrate, collect_evidence, evaluate_scenes
+    from detector.pipeline.scan import ScanOptions
 
     t2 = time.monotonic()
     backend = open_backend(model)

@@ -5,7 +5,7 @@ The model runs once per scene; each choice only redoes the box stage, so the tab
     .venv/bin/python benchmarks/localization.py MODEL SCENES [--split all] [--limit 80] [--fit-on VAL_SCENES]
 
 With `--fit-on`, a second table: for each CAM threshold and joining distance (NMS merge), the box
-calibration of `detect calibrate` (detector/boxfit.py) fitted on the VAL_SCENES and judged on SCENES:
+calibration of `detect calibrate` (detector/pipeline/calibration.py) fitted on the VAL_SCENES and judged on SCENES:
 raw boxes, with the size/centre correction, and with the box scorer too. The model's own stored
 calibration is never used here (every row is scanned with it off).
 """
@@ -26,9 +26,9 @@ def main() -> None:
     from rich.table import Table
 
     from detector.backends import open_backend
-    from detector.boxdata import read_box_dataset
-    from detector.scan import ScanOptions
-    from detector.scene_eval import collect_evidence, evaluate_scenes, scene_split
+    from detector.data.boxes import read_box_dataset
+    from detector.evaluation.scenes import collect_evidence, evaluate_scenes, scene_split
+    from detector.pipeline.scan import ScanOptions
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("model")
@@ -95,9 +95,9 @@ def calibration_table(backend, ds, evidence, val_ds, args) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from detector.boxfit import BoxCalibration, fit_box_calibration
-    from detector.scan import ScanOptions
-    from detector.scene_eval import box_ap, collect_evidence, evaluate_scenes, scene_split
+    from detector.evaluation.scenes import box_ap, collect_evidence, evaluate_scenes, scene_split
+    from detector.pipeline.calibration import BoxCalibration, fit_box_calibration
+    from detector.pipeline.scan import ScanOptions
 
     tile, classes = backend.meta.input_size, backend.meta.positive_classes
     plain = ScanOptions(calibrated_boxes=False)

@@ -7,7 +7,7 @@ outside the project (`~/.cache/logo-detector/bench/`), in ten subfolders so the 
 
 By default the real command line runs in a subprocess, with the ONNX backend (no TensorFlow in the
 process), and this script polls its RSS (/proc/PID/status) and the lines of its JSONL output every
-0.2 s; `--in-process` runs the same library path (`detector.batch.scan_many` + `ScanWriter`) in this
+0.2 s; `--in-process` runs the same library path (`detector.results.folders.scan_many` + `ScanWriter`) in this
 process and samples its own RSS from a result callback. The peak is the kernel's high-water mark.
 
 Verdict: "flat" when the RSS grows by less than `--bound` MiB (default 20) over the second half of the
@@ -63,7 +63,7 @@ def broken_indices(n: int) -> set[int]:
 def _good_jpeg(i: int, logo: np.ndarray, seed: int) -> bytes:
     import cv2
 
-    from detector.synth import alpha_paste, procedural_background
+    from detector.synth.legacy import alpha_paste, procedural_background
 
     rng = np.random.default_rng([seed, i])
     img = procedural_background(rng, HEIGHT, WIDTH)
@@ -91,8 +91,8 @@ def _broken(kind: str, good: bytes, rng: np.random.Generator) -> bytes:
 
 def make_images(n: int, cache: Path, seed: int = 0) -> tuple[Path, int]:
     """n files (generated once, reused while the marker says they are complete); returns (folder, broken)."""
-    from detector.demo_logo import demo_logo
-    from detector.scenes import trim_alpha
+    from detector.synth.demo_logo import demo_logo
+    from detector.synth.scenes import trim_alpha
 
     folder = cache / f"memory-flat-{n}-s{seed}-v1"
     broken = broken_indices(n)
@@ -203,10 +203,10 @@ def run_in_process(folder: Path, model: Path, out: Path, scales: str, every: int
     """The library path of `detect scan` (list_images -> scan_many -> ScanWriter) in this process."""
     from rich.console import Console
 
-    from detector.batch import list_images, scan_many
-    from detector.detector import Detector
-    from detector.scan import ScanOptions
-    from detector.scan_output import ScanWriter
+    from detector.api import Detector
+    from detector.pipeline.scan import ScanOptions
+    from detector.results.folders import list_images, scan_many
+    from detector.results.writer import ScanWriter
 
     opts = ScanOptions(scales=tuple(float(s) for s in scales.split(",")))
     det = Detector.load(model, "auto", opts)

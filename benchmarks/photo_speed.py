@@ -69,8 +69,8 @@ def export(model_dir: Path, quantize: str) -> tuple[Path, str]:
 
 
 def per_photo(onnx: Path, photos: list[Path], mode: str) -> dict:
-    from detector.detector import Detector
-    from detector.scan import ScanOptions
+    from detector.api import Detector
+    from detector.pipeline.scan import ScanOptions
 
     det = Detector.load(onnx, options=ScanOptions(mode=mode))
     det.scan(photos[0])

@@ -53,9 +53,9 @@ def make_images(n: int) -> list[bytes]:
     import cv2
     import numpy as np
 
-    from detector.demo_logo import demo_logo
-    from detector.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
-    from detector.synth import builtin_backgrounds
+    from detector.synth.demo_logo import demo_logo
+    from detector.synth.legacy import builtin_backgrounds
+    from detector.synth.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
 
     bgs = builtin_backgrounds(np.random.default_rng(0))
     logos = {"demo-logo": trim_alpha(demo_logo(256))}
@@ -187,7 +187,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from detector.detector import default_model_path
+    from detector.api import default_model_path
     from detector.serve.process import ServerProcess
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -278,7 +278,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "model": str(model),
-        "images": f"{args.images} synthetic 320x240 scenes (detector.scenes, seed 7)",
+        "images": f"{args.images} synthetic 320x240 scenes (detector.synth.scenes, seed 7)",
         "concurrency": args.concurrency,
         "rounds": {name: rounds for name, _, _, rounds in workloads},
         "max_batch": args.max_batch,

@@ -28,7 +28,7 @@ Measured (every measurement in a fresh process, so peak memory and warm state ar
     ONNX graph for the exact input shapes of the model calls (2 x MACs of Conv/MatMul/Gemm, ONNX shape
     inference), divided by the measured time; peak = cores x clock x FLOPs/cycle (see _bench_machine);
 (e) accuracy beside speed on the demo's held-out scenes (`demo-output/test/scenes`): image verdicts and
-    box AP@0.5 of dense vs tiles and of ONNX int8 vs fp32, with `detector.scene_eval.evaluate_scenes`;
+    box AP@0.5 of dense vs tiles and of ONNX int8 vs fp32, with `detector.evaluation.scenes.evaluate_scenes`;
 and a table of the issue's targets, pass/fail, with the numbers that explain a failure.
 Machine details (CPU, cores, flags, memory, library versions, git commit) go into every result file.
 The machine may be shared: every row carries the load other processes put on the cores meanwhile.
@@ -60,7 +60,7 @@ from _bench_report import Tab, num, pct  # noqa: E402
 from _bench_run import Run, WorkerError, run_cmd, run_worker  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from detector.dense import BLOCK_MEMORY_MIB  # noqa: E402
+from detector.pipeline.dense import BLOCK_MEMORY_MIB  # noqa: E402
 
 DEMO_DIR = ROOT / "demo-output"
 RESULTS = HERE / "results"
@@ -227,7 +227,7 @@ def ensure_export(model_dir: Path, out: Path, quantize: str, data: Path | None, 
 
 def prepare_models(prep: list[dict]) -> list[ModelSpec]:
     """The demo model (+ its fp16/int8 exports) and the random-weights 299-px model (+ all three exports)."""
-    from detector.data import file_sha256
+    from detector.data.folders import file_sha256
 
     wait_for_demo()
     demo_dir = DEMO_DIR / "model"
@@ -441,7 +441,7 @@ def bench_scan(models: list[ModelSpec], plan: Plan, peak: dict) -> list[dict]:
 
 def one_pass_gflop(m: ModelSpec, width: int, height: int, scales: list[float]) -> float:
     """GFLOP of a dense scan if every pyramid level went through the model whole (no blocks, no margins)."""
-    from detector.tiling import level_size
+    from detector.pipeline.tiling import level_size
 
     total = 0.0
     for s in scales:
@@ -491,7 +491,7 @@ def scan_table(rows: list[dict], models: list[ModelSpec]) -> Tab:
         " calls: backend calls per image (batches of 32 tiles, or one per level/block).",
         "x tiles: dense speed-up over tiles mode with the same engine (int8 dense: over ONNX fp32 tiles).",
         "dense-whole (diagnostic, not a library mode): dense with every pyramid level in one block"
-        f" (detector.dense.dense_evidence with a block larger than the level): what blocks cut by the"
+        f" (detector.pipeline.dense.dense_evidence with a block larger than the level): what blocks cut by the"
         f" {BLOCK_MEMORY_MIB}-MiB activation budget and their half-window margins cost in FLOPs, time and memory"
         " (none when every level fits the budget, as at 1920x1080).",
         "GFLOP/s: FLOPs of the model calls actually made / model time. % peak of fp32 (int8 rows: of int8).",
@@ -700,8 +700,9 @@ def accuracy_table(acc: dict, demo: ModelSpec) -> Tab:
             num(r["seconds_per_image"], 2),
         )
     t.notes = [
-        "Verdicts: the set of logo labels an image gets (detector.scene_eval.evaluate_scenes, the model's calibrated"
-        " thresholds). Tile verdicts: every window over its class threshold or not, window by window.",
+        "Verdicts: the set of logo labels an image gets (detector.evaluation.scenes.evaluate_scenes, the"
+        " model's calibrated thresholds)."
+        " Tile verdicts: every window over its class threshold or not, window by window.",
         "Scenes are 640x480 synthetic scenes of the demo logo the model never saw (seed 3).",
     ]
     return t

@@ -21,11 +21,11 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from detector.demo_logo import demo_logo
-    from detector.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
-    from detector.synth import builtin_backgrounds
-    from detector.synthesize import synthesize
-    from detector.tilecut import TileRules
+    from detector.data.tilecut import TileRules
+    from detector.synth.demo_logo import demo_logo
+    from detector.synth.legacy import builtin_backgrounds
+    from detector.synth.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
+    from detector.synth.synthesize import synthesize
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--scenes", type=int, default=300)

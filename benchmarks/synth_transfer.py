@@ -49,7 +49,7 @@ def _flickr_none_photos(work: Path) -> Path:
 
 def _flickr_brand_boxes(brand_label: str, work: Path) -> Path:
     """A box dataset: the brand's boxes; every other photo (other brands or none) as a negative."""
-    from detector.boxdata import import_box_dataset
+    from detector.data.boxes import import_box_dataset
 
     rows = [r for r in csv.DictReader(open(FLICKR / "boxes.csv")) if r["brand"] == brand_label]
     boxes_csv = work / f"flickr-{brand_label}.csv"
@@ -72,12 +72,12 @@ def _flickr_brand_boxes(brand_label: str, work: Path) -> Path:
 def main() -> None:
     from rich.console import Console
 
-    from detector.evaluate import evaluate
-    from detector.scenes import SceneConfig
-    from detector.synthesize import synthesize
-    from detector.tables import evaluation_table
-    from detector.tilecut import TileRules
-    from detector.train import TrainConfig, train
+    from detector.console.tables import evaluation_table
+    from detector.data.tilecut import TileRules
+    from detector.evaluation.tiles import evaluate
+    from detector.synth.scenes import SceneConfig
+    from detector.synth.synthesize import synthesize
+    from detector.training.train import TrainConfig, train
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--brand", default="starbucks")

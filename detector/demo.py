@@ -36,10 +36,10 @@ def report_step(backend: Any, images: list[Path], out: Path, log: Any = print) -
         >>> report_step(open_backend("demo-output/model.onnx"), images, Path("demo-output"))  # doctest: +SKIP
         PosixPath('demo-output/report/index.html')
     """
-    from detector.batch import scan_many
-    from detector.detector import Detector
+    from detector.api import Detector
     from detector.report import build
-    from detector.scan_output import ScanWriter
+    from detector.results.folders import scan_many
+    from detector.results.writer import ScanWriter
     from detector.video.decode import Sampling
     from detector.video.synth import write_demo_video
 
@@ -99,21 +99,21 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     import_tensorflow_quietly()
 
+    from detector.api import Detector
     from detector.backends import open_backend
-    from detector.batch import list_images, scan_many
-    from detector.boxdata import read_box_dataset
-    from detector.data import scan_dataset
-    from detector.detector import Detector
-    from detector.evaluate import evaluate
-    from detector.mining import mine_hard_negatives
-    from detector.model import update_meta
-    from detector.scan import ScanOptions
-    from detector.scan_output import ScanWriter
-    from detector.scene_eval import calibrate, evaluate_scenes
-    from detector.synthesize import synthesize
-    from detector.tables import confusion_table, dataset_table, evaluation_table, export_table, scene_table
-    from detector.tilecut import TileRules
-    from detector.train import TrainConfig, train
+    from detector.console.tables import confusion_table, dataset_table, evaluation_table, export_table, scene_table
+    from detector.data.boxes import read_box_dataset
+    from detector.data.folders import scan_dataset
+    from detector.data.tilecut import TileRules
+    from detector.evaluation.scenes import calibrate, evaluate_scenes
+    from detector.evaluation.tiles import evaluate
+    from detector.model.store import update_meta
+    from detector.pipeline.scan import ScanOptions
+    from detector.results.folders import list_images, scan_many
+    from detector.results.writer import ScanWriter
+    from detector.synth.synthesize import synthesize
+    from detector.training.mining import mine_hard_negatives
+    from detector.training.train import TrainConfig, train
     from export.onnx_export import export_model
 
     out = Path(args.out)

@@ -19,7 +19,7 @@ import numpy as np
 
 from detector.backends.onnx_meta import INPUT, OUTPUTS, metadata_props
 from detector.errors import DetectorError
-from detector.model import ModelMeta
+from detector.model.store import ModelMeta
 
 PRECISIONS = ("none", "fp16", "int8", "auto")
 #: `--quantize auto` keeps int8 only where it agrees with Keras on this many of the held-back tile
@@ -164,7 +164,7 @@ def compare(
 ) -> Agreement:
     """ONNX (through the real backend) against Keras: probabilities, CAMs, and the tile verdicts."""
     from detector.backends.onnx_backend import OnnxBackend
-    from detector.metrics import decide
+    from detector.evaluation.metrics import decide
 
     backend = OnnxBackend(path)
     t0 = time.perf_counter()
@@ -229,7 +229,7 @@ def export_model(
     """Convert, write metadata, check fp32 parity, and quantize (int8 calibrated on `data`'s train split)."""
     import onnx
 
-    from detector.model import load_model_dir, model_sha256
+    from detector.model.store import load_model_dir, model_sha256
     from export.samples import dataset_tiles, synthetic_tiles
 
     if quantize not in PRECISIONS:

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from detector.errors import DatasetError
-from detector.model import ModelMeta
+from detector.model.store import ModelMeta
 
 
 def dataset_tiles(data: str | Path, meta: ModelMeta, n: int, splits: tuple[str, ...], seed: int = 0) -> np.ndarray:
     """Up to n tiles (uint8, input size) from the given splits of a class-folder or box dataset."""
-    from detector.bottleneck import default_cache_dir
-    from detector.boxdata import is_box_dataset
-    from detector.data import decode_samples, scan_dataset
-    from detector.tilecut import tile_dataset_for
+    from detector.data.boxes import is_box_dataset
+    from detector.data.folders import decode_samples, scan_dataset
+    from detector.data.tilecut import tile_dataset_for
+    from detector.training.bottleneck import default_cache_dir
 
     if is_box_dataset(data):
         data = tile_dataset_for(data, meta.input_size, default_cache_dir().parent / "tiles", meta.negative_class)
@@ -39,8 +39,8 @@ def dataset_tiles(data: str | Path, meta: ModelMeta, n: int, splits: tuple[str, 
 
 def synthetic_tiles(size: int, n: int, seed: int = 0) -> np.ndarray:
     """Half demo-logo tiles, half background tiles with distractors: a dataset-free sample."""
-    from detector.demo_logo import demo_logo
-    from detector.synth import TileSpec, builtin_backgrounds, negative_tile, positive_tile
+    from detector.synth.demo_logo import demo_logo
+    from detector.synth.legacy import TileSpec, builtin_backgrounds, negative_tile, positive_tile
 
     rng = np.random.default_rng(seed)
     logo, bgs, spec = demo_logo(), builtin_backgrounds(rng), TileSpec(size=size)

@@ -21,7 +21,7 @@ CAM_LAYER = "mixed2"
 @pytest.fixture(scope="session")
 def tile_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A logo/no-logo dataset drawn with OpenCV: the demo mark on photos vs. random shapes and text."""
-    from detector.synth import TileSpec, write_tile_dataset
+    from detector.synth.legacy import TileSpec, write_tile_dataset
 
     root = tmp_path_factory.mktemp("tiles")
     return write_tile_dataset(root / "data", per_class=90, spec=TileSpec(size=INPUT, min_fraction=0.45), seed=3)
@@ -30,9 +30,9 @@ def tile_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def scene_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic 320x240 scenes (boxes in scenes/) and the tiles cut from them (tiles/)."""
-    from detector.scenes import SceneConfig
-    from detector.synthesize import synthesize
-    from detector.tilecut import TileRules
+    from detector.data.tilecut import TileRules
+    from detector.synth.scenes import SceneConfig
+    from detector.synth.synthesize import synthesize
 
     out = tmp_path_factory.mktemp("scenes") / "synth"
     synthesize(out, scenes=140, seed=11, config=SceneConfig(width=320, height=240), rules=TileRules(size=INPUT))
@@ -41,7 +41,7 @@ def scene_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_model(scene_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from detector.train import TrainConfig, train
+    from detector.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("model") / "m"
     cfg = TrainConfig(

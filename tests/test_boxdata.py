@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.boxdata import (
+from detector.data.boxes import (
     Box,
     ImageRecord,
     import_box_dataset,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.boxes import Detection, box_iou
-from detector.boxfit import (
+from detector.pipeline.boxes import Detection, box_iou
+from detector.pipeline.calibration import (
     BoxCorrection,
     BoxScorer,
     box_hits,

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.detector import Detector
-from detector.scan import ScanOptions, plan_pyramid, plan_scales
-from detector.tiling import BudgetError, count_windows, pyramid_tiles
+from detector.api import Detector
+from detector.pipeline.scan import ScanOptions, plan_pyramid, plan_scales
+from detector.pipeline.tiling import BudgetError, count_windows, pyramid_tiles
 
 #: default_scales / plan_scales as they were at 9ca9ee9: the demo's plans must not move.
 BEFORE = {
@@ -121,7 +121,7 @@ def test_thin_images_scan_in_bounded_time_and_memory(detector: Detector, mode: s
 def test_over_the_budget_is_an_error_record_in_a_folder_scan(detector: Detector, tmp_path: Path) -> None:
     from PIL import Image
 
-    from detector.batch import scan_many
+    from detector.results.folders import scan_many
 
     Image.new("RGB", (65535, 1), (200, 30, 30)).save(tmp_path / "strip.png")
     Image.new("RGB", (160, 120), (20, 90, 200)).save(tmp_path / "fine.png")

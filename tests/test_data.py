@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.data import decode_samples, scan_dataset, split_of
+from detector.data.folders import decode_samples, scan_dataset, split_of
 from detector.errors import DatasetError
 from tests.helpers import run_cli
 

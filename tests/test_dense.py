@@ -8,15 +8,15 @@ import cv2
 import numpy as np
 import pytest
 
+from detector.api import Detector
 from detector.backends import open_backend
-from detector.boxdata import read_box_dataset
-from detector.boxes import box_iou
-from detector.dense import dense_evidence
-from detector.detector import Detector
+from detector.data.boxes import read_box_dataset
 from detector.errors import DetectorError
 from detector.images import load_image
-from detector.scan import ScanOptions, tile_evidence
-from detector.tiling import cut_tiles, default_scales
+from detector.pipeline.boxes import box_iou
+from detector.pipeline.dense import dense_evidence
+from detector.pipeline.scan import ScanOptions, tile_evidence
+from detector.pipeline.tiling import cut_tiles, default_scales
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_unknown_mode_is_a_clear_error(trained_model: Path) -> None:
 
 def test_block_side_follows_the_memory_budget() -> None:
     """A full-HD level runs whole (no margins computed twice); a 12 Mpx level is cut to the budget."""
-    from detector.dense import BLOCK_PIXELS, block_side
+    from detector.pipeline.dense import BLOCK_PIXELS, block_side
 
     assert block_side(1920, 1080) == 1920
     side = block_side(4000, 3000)

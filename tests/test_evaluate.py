@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from detector.evaluate import evaluate
-from detector.model import read_meta
+from detector.evaluation.tiles import evaluate
+from detector.model.store import read_meta
 from tests.helpers import run_cli
 
 

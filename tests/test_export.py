@@ -11,13 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
+from detector.api import Detector
 from detector.backends import open_backend
 from detector.backends.onnx_backend import OnnxBackend, pick_providers
-from detector.boxdata import read_box_dataset
-from detector.boxes import box_iou
-from detector.detector import Detector
+from detector.data.boxes import read_box_dataset
 from detector.errors import ModelDirError
-from detector.model import read_meta
+from detector.model.store import read_meta
+from detector.pipeline.boxes import box_iou
 from export.onnx_export import FP32_CAM_CORRELATION, FP32_PROB_TOLERANCE, export_model
 from tests.helpers import ROOT, run_cli
 

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detector.results import path_from_record
+from detector.results.record import path_from_record
 from detector.serve.options import OPTIONS
 from detector.serve.process import ServerProcess
 from tests import hostile_corpus as hc

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.results import path_from_record
-from detector.scan_output import repair_torn_tail, write_atomic
+from detector.results.record import path_from_record
+from detector.results.writer import repair_torn_tail, write_atomic
 from tests.helpers import run_cli
 
 LATIN1_NAME = b"caf\xe9 \xff.png"  # not UTF-8: what a camera or an old Windows share may leave

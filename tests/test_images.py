@@ -111,8 +111,8 @@ def test_decode_workers_share_a_memory_budget(tmp_path: Path) -> None:
     larger than the whole budget still runs, alone); the order of the results is kept."""
     import time
 
-    from detector.batch import iter_loaded
-    from detector.membudget import MemoryBudget, decode_cost
+    from detector.results.folders import iter_loaded
+    from detector.results.membudget import MemoryBudget, decode_cost
 
     paths = []
     for i in range(8):

@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 
 from detector.backends import open_backend
-from detector.boxdata import read_box_dataset
-from detector.mining import mine_hard_negatives
-from detector.model import read_meta
-from detector.tilecut import TileRules, classify_tile
-from detector.tiling import Tile
-from detector.train import TrainConfig, train
+from detector.data.boxes import read_box_dataset
+from detector.data.tilecut import TileRules, classify_tile
+from detector.model.store import read_meta
+from detector.pipeline.tiling import Tile
+from detector.training.mining import mine_hard_negatives
+from detector.training.train import TrainConfig, train
 from tests.helpers import run_cli
 
 

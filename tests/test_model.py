@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from detector.errors import ModelDirError, WeightsError
-from detector.model import feature_extractor, load_model_dir, new_model, read_meta
+from detector.model.store import feature_extractor, load_model_dir, new_model, read_meta
 from tests.helpers import run_cli
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from detector.backends.onnx_backend import OnnxBackend
-from detector.metrics import decide
+from detector.evaluation.metrics import decide
 from export.onnx_export import ExportReport
 from tests.helpers import ROOT
 

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detector.detector import Detector
-from detector.scan_options import OPTION_NAMES, OptionError, ScanOptions
+from detector.api import Detector
+from detector.pipeline.options import OPTION_NAMES, OptionError, ScanOptions
 from tests.helpers import run_cli
 
 HOSTILE_VALUES = [

@@ -154,8 +154,8 @@ def test_report_counts_shares_and_area_statistics_match_the_boxes(tmp_path: Path
 
 
 def test_report_python_api_takes_scan_results_and_by_path(tmp_path: Path) -> None:
-    from detector.boxes import Detection
-    from detector.results import ScanResult
+    from detector.pipeline.boxes import Detection
+    from detector.results.record import ScanResult
 
     results = [
         ScanResult(

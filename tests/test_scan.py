@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detector.api import Detector
 from detector.backends import open_backend
-from detector.boxes import box_iou
-from detector.cam import gradcam_from_cams, gradcam_tape
-from detector.demo_logo import demo_logo
-from detector.detector import Detector
-from detector.model import load_model_dir, read_meta
-from detector.scan import ScanOptions
-from detector.synth import alpha_paste, procedural_background
+from detector.model.store import load_model_dir, read_meta
+from detector.pipeline.boxes import box_iou
+from detector.pipeline.cam import gradcam_from_cams, gradcam_tape
+from detector.pipeline.scan import ScanOptions
+from detector.synth.demo_logo import demo_logo
+from detector.synth.legacy import alpha_paste, procedural_background
 from tests.conftest import CAM_LAYER
 from tests.helpers import ROOT, run_cli
 
@@ -137,8 +137,8 @@ def test_two_logos_of_very_different_sizes_give_two_boxes(detector: Detector, se
 
 
 def test_a_logo_cut_by_tile_borders_gives_one_box(detector: Detector) -> None:
-    from detector.scan import plan_scales
-    from detector.tiling import tiles_for_level
+    from detector.pipeline.scan import plan_scales
+    from detector.pipeline.tiling import tiles_for_level
 
     scale = plan_scales(320, 240, 80, detector.options)[1]
     t = tiles_for_level(320, 240, scale, 80)[1]  # the second tile of the middle level starts inside the logo
@@ -296,7 +296,7 @@ def test_box_calibration_falls_back_to_other_scenes(trained_model: Path, scene_d
     with --fallback-scenes the box stage is fitted on those scenes, the image thresholds on the photos."""
     import shutil
 
-    from detector.boxdata import IMAGES, read_box_dataset, write_box_dataset
+    from detector.data.boxes import IMAGES, read_box_dataset, write_box_dataset
 
     scenes = read_box_dataset(scene_data / "scenes")
     few = [r for r in scenes.images if r.boxes][:3]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.boxdata import read_box_dataset
-from detector.demo_logo import demo_logo
-from detector.scenes import VISIBLE_ALPHA, SceneConfig, render_scene, scene_rng, trim_alpha
-from detector.synth import builtin_backgrounds
-from detector.synthesize import synthesize
-from detector.tilecut import TileRules, scene_tiles
+from detector.data.boxes import read_box_dataset
+from detector.data.tilecut import TileRules, scene_tiles
+from detector.synth.demo_logo import demo_logo
+from detector.synth.legacy import builtin_backgrounds
+from detector.synth.scenes import VISIBLE_ALPHA, SceneConfig, render_scene, scene_rng, trim_alpha
+from detector.synth.synthesize import synthesize
 from tests.helpers import run_cli
 
 

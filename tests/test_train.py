@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.data import decode_samples, scan_dataset
-from detector.model import load_model_dir, new_model, read_meta
-from detector.predict import predict_batches
-from detector.train import TrainConfig, _class_weights, _upsample, set_trainable_blocks, train
+from detector.data.folders import decode_samples, scan_dataset
+from detector.model.predict import predict_batches
+from detector.model.store import load_model_dir, new_model, read_meta
+from detector.training.train import TrainConfig, _class_weights, _upsample, set_trainable_blocks, train
 from tests.conftest import CAM_LAYER, INPUT
 from tests.helpers import ROOT
 
@@ -240,7 +240,7 @@ def test_pretrained_style_head_converges_within_the_default_budget(tmp_path: Pat
 
 
 def test_recipe_defaults_follow_the_weights(tmp_path: Path) -> None:
-    from detector.train import RECIPES, with_recipe_defaults
+    from detector.training.train import RECIPES, with_recipe_defaults
 
     weights = tmp_path / "w.h5"
     weights.write_bytes(b"x")
@@ -255,7 +255,7 @@ def test_recipe_defaults_follow_the_weights(tmp_path: Path) -> None:
 
 def test_recipe_of_a_continued_model_is_its_own(trained_model: Path) -> None:
     """--init continues a model at its own input size and block, whatever --weights says."""
-    from detector.train import with_recipe_defaults
+    from detector.training.train import with_recipe_defaults
 
     cont = with_recipe_defaults(TrainConfig(data="d", out="o", init=str(trained_model)))  # weights: imagenet
     assert (cont.input_size, cont.cam_layer, cont.fine_tune) == (INPUT, CAM_LAYER, None)

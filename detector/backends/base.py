@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from detector.model import ModelMeta
+from detector.model.store import ModelMeta
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The CAM output is the closed form of Grad-CAM for the linear head over global average pooling: the
 class logit is the spatial mean of (feature map @ head kernel + bias), so that per-location map is the
 class-activation map, and its gradient-weighted sum (Grad-CAM) is the same map up to a positive
-factor. `detector.cam.gradcam_tape` computes the general gradient version for tests and other layers.
+factor. `detector.pipeline.cam.gradcam_tape` computes the general gradient version for tests and other layers.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from detector.backends.base import BackendOutput
 from detector.backends.checks import check_meta, probe_outputs
 from detector.errors import ModelDirError
-from detector.model import META_FILE, ModelMeta, load_model_dir, model_sha256, read_meta
+from detector.model.store import META_FILE, ModelMeta, load_model_dir, model_sha256, read_meta
 
 
 def cam_forward(model):

@@ -15,7 +15,7 @@ import numpy as np
 from detector.backends.base import BackendOutput
 from detector.backends.checks import check_meta, probe_outputs
 from detector.backends.onnx_meta import CAM, FEATURES, INPUT, PROBS, read_metadata
-from detector.data import file_sha256
+from detector.data.folders import file_sha256
 from detector.errors import ModelDirError
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")

@@ -27,7 +27,7 @@ from typing import Any
 from detector.errors import DetectorError
 from detector.report.exposure import ZONES, exposure_fields
 from detector.report.stats import Grid, Histogram, TopN
-from detector.results import ScanResult, path_from_record
+from detector.results.record import ScanResult, path_from_record
 
 #: Version of summary.json (README, "Report files").
 REPORT_SCHEMA = "logo-detector/report@1"

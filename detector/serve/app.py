@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.background import BackgroundTask
 
-from detector.detector import Detector
+from detector.api import Detector
 from detector.serve.batching import MicroBatchingBackend
 from detector.serve.config import ServeConfig
 from detector.serve.errors import ApiError, install_error_handlers

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from detector.errors import DetectorError
 from detector.images import DEFAULT_MAX_PIXELS
-from detector.scan_options import DEFAULT_MAX_WINDOWS, MAX_WINDOWS_LIMIT
+from detector.pipeline.options import DEFAULT_MAX_WINDOWS, MAX_WINDOWS_LIMIT
 
 #: How concurrent requests reach the model: merged into shared calls (micro-batching, the default), one
 #: call at a time (a lock), or side by side (each request thread calls the runtime itself).
@@ -16,7 +16,7 @@ MODEL_CALLS = ("batched", "serial", "concurrent")
 
 @dataclass(frozen=True)
 class ServeConfig:
-    model: Path | None = None  # None: detector.detector.default_model_path()
+    model: Path | None = None  # None: detector.api.default_model_path()
     backend: str = "auto"
     host: str = "127.0.0.1"
     port: int = 8000

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from detector.errors import DetectorError
-from detector.scan import ScanOptions
-from detector.scan_options import OptionError, parse_scales
+from detector.pipeline.options import OptionError, parse_scales
+from detector.pipeline.scan import ScanOptions
 from detector.serve.errors import ApiError
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -14,15 +14,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.detector import Detector
+from detector.api import Detector
 from detector.errors import ImageLoadError
 from detector.images import load_image
-from detector.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
+from detector.pipeline.tiling import BudgetError
 from detector.report.exposure import add_exposure, image_thresholds
+from detector.results.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
 from detector.serve.errors import ApiError, load_error
 from detector.serve.options import RequestOptions
 from detector.serve.uploads import Upload
-from detector.tiling import BudgetError
 
 #: One budget for every request thread of the process: the images being decoded and scanned at once
 #: never hold more than this (one image larger than all of it runs alone).

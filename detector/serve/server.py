@@ -12,9 +12,9 @@ import logging
 
 import numpy as np
 
+from detector.api import Detector
 from detector.backends import Backend
-from detector.detector import Detector
-from detector.scan import ScanOptions
+from detector.pipeline.scan import ScanOptions
 from detector.serve.batching import MicroBatchingBackend, SerialBackend
 from detector.serve.config import ServeConfig
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from detector.results import SCAN_SCHEMA, path_fields
+from detector.results.record import SCAN_SCHEMA, path_fields
 
 
 @dataclass

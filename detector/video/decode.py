@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.data import file_sha256  # noqa: F401 - the video's content hash, re-exported
+from detector.data.folders import file_sha256  # noqa: F401 - the video's content hash, re-exported
 from detector.errors import DetectorError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})

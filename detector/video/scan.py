@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detector.detector import Detector
+from detector.api import Detector
 from detector.errors import DetectorError
 from detector.report.exposure import add_exposure, image_thresholds
-from detector.results import SCAN_SCHEMA, ScanResult, path_fields
+from detector.results.record import SCAN_SCHEMA, ScanResult, path_fields
 from detector.video.appearances import AppearanceJoiner, sightings
 from detector.video.decode import Sampling, file_sha256, open_video, sample_frames
 

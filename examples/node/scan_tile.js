@@ -134,7 +134,7 @@ function toInputTensor(img, size) {
   return new ort.Tensor('float32', out, [1, size, size, 3]);
 }
 
-// ---- the decision: detector/metrics.py decide() for one tile ----
+// ---- the decision: detector/evaluation/metrics.py decide() for one tile ----
 
 function decide(probs, meta) {
   const neg = meta.classes.indexOf(meta.negative_class);

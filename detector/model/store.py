@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detector import __version__
-from detector.data import file_sha256
+from detector.data.folders import file_sha256
 from detector.errors import ModelDirError, WeightsError
 
 if TYPE_CHECKING:  # keras is heavy: import it only where a model is really built
@@ -56,7 +56,7 @@ class ModelMeta:
     image_thresholds: dict[str, float] = field(default_factory=dict)  # on an image's best tile (`detect calibrate`)
     cam_threshold: float | None = None  # fraction of a tile map's peak that makes a box pixel
     join_cells: float | None = None  # CAM fragments this many map cells apart are one logo
-    box_calibration: dict[str, Any] | None = None  # box correction and scorer (detector.boxfit)
+    box_calibration: dict[str, Any] | None = None  # box correction and scorer (detector.pipeline.calibration)
     validation: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
     backbone: str = BACKBONE

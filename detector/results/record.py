@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.boxes import Detection
+from detector.pipeline.boxes import Detection
 
 #: The version of the JSON record (README, "Result records"): v2 added `schema`, `exposure`,
 #: `thresholds`, and for video frames `frame` and `time_s`; appearance and video records (detector.video).

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from detector.backends.base import Backend
-from detector.model import CAM_GEOMETRY
-from detector.tiling import Tile, resize_level, tiles_for_level
+from detector.model.store import CAM_GEOMETRY
+from detector.pipeline.tiling import Tile, resize_level, tiles_for_level
 
 #: Memory one backbone call may take for activations. Measured with onnxruntime (Inception v3 to
 #: mixed2): peak RSS grows ~150 bytes per input pixel (1920x1080: +313 MiB; 4000x3000: +1.7 GiB).

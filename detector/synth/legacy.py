@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.demo_logo import DEMO_LOGO_NAME, demo_logo
+from detector.synth.demo_logo import DEMO_LOGO_NAME, demo_logo
 
 _SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 _SKIMAGE_GREY = ("camera", "coins", "moon", "grass", "gravel", "brick", "page", "text", "clock", "cell")

@@ -1,6 +1,6 @@
 """The Python API, as small as the CLI: `Detector.load(path)` and `detector.scan(image_or_path)`.
 
-    from detector.detector import Detector
+    from detector.api import Detector
     det = Detector.load("demo-output/model")
     result = det.scan("photo.jpg")
     print(result.has_logo, [b.as_dict() for b in result.boxes])
@@ -18,9 +18,9 @@ import numpy as np
 from detector.backends import Backend, open_backend
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, LoadedImage, load_image
-from detector.results import ScanResult
-from detector.scan import ScanOptions, scan_pixels
-from detector.scan_options import check_int
+from detector.pipeline.options import check_int
+from detector.pipeline.scan import ScanOptions, scan_pixels
+from detector.results.record import ScanResult
 
 #: The most pixels --max-pixels may allow (a 100,000 x 100,000 image; 30 GB decoded).
 MAX_PIXELS_LIMIT = 10**10

@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 
 from detector.backends.base import Backend
-from detector.boxdata import BoxDataset
+from detector.data.boxes import BoxDataset
+from detector.data.tilecut import TileRules, classify_tile, tile_name
 from detector.errors import ImageLoadError
+from detector.evaluation.scenes import scene_split
 from detector.images import load_image
-from detector.scan import ScanOptions, tile_evidence
-from detector.scene_eval import scene_split
-from detector.tilecut import TileRules, classify_tile, tile_name
-from detector.tiling import cut_tiles
+from detector.pipeline.scan import ScanOptions, tile_evidence
+from detector.pipeline.tiling import cut_tiles
 
 
 @dataclass

@@ -14,13 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.boxdata import IMAGES, ImageRecord, write_box_dataset
-from detector.demo_logo import DEMO_LOGO_NAME, demo_logo
+from detector.data.boxes import IMAGES, ImageRecord, write_box_dataset
+from detector.data.tilecut import TileRules, write_scene_tiles
 from detector.errors import DatasetError, ImageLoadError
 from detector.images import is_image_path, load_image
-from detector.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
-from detector.synth import builtin_backgrounds
-from detector.tilecut import TileRules, write_scene_tiles
+from detector.synth.demo_logo import DEMO_LOGO_NAME, demo_logo
+from detector.synth.legacy import builtin_backgrounds
+from detector.synth.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
 
 MAX_BACKGROUND_SIDE = 1280
 DEFAULT_SCENE = SceneConfig()

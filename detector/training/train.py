@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detector.bottleneck import BottleneckCache, backbone_key, default_cache_dir, features_for
-from detector.boxdata import is_box_dataset
-from detector.data import Dataset, DecodedSample, decode_samples, fingerprint, scan_datasets
+from detector.data.boxes import is_box_dataset
+from detector.data.folders import Dataset, DecodedSample, decode_samples, fingerprint, scan_datasets
+from detector.data.tilecut import tile_dataset_for
 from detector.errors import DatasetError
+from detector.evaluation.metrics import choose_thresholds, classification_report, positive_average_precision
 from detector.images import resize_to
-from detector.metrics import choose_thresholds, classification_report, positive_average_precision
-from detector.model import BLOCKS, ModelMeta, feature_extractor, new_model, save_model_dir, write_json_atomic
-from detector.predict import predict_batches
-from detector.tilecut import tile_dataset_for
+from detector.model.predict import predict_batches
+from detector.model.store import BLOCKS, ModelMeta, feature_extractor, new_model, save_model_dir, write_json_atomic
+from detector.training.bottleneck import BottleneckCache, backbone_key, default_cache_dir, features_for
 
 if TYPE_CHECKING:
     import keras
@@ -120,7 +120,7 @@ class TrainConfig:
 def with_recipe_defaults(cfg: TrainConfig) -> TrainConfig:
     """Fill what the user left open (input size, head block, fine-tuning and its distortions) from the
     recipe for these weights."""
-    from detector.model import read_meta, resolve_weights
+    from detector.model.store import read_meta, resolve_weights
 
     if cfg.init:  # continuing a model: its own size, block and kind of weights, not --weights'
         start = read_meta(cfg.init)
@@ -480,7 +480,7 @@ def _resized(d: DecodedSample, size: int) -> DecodedSample:
 
 def _init_from(model_dir: str, ds: Dataset) -> tuple[keras.Model, ModelMeta]:
     """A trained model to continue from: same classes, its input size and CAM layer; thresholds redone."""
-    from detector.model import load_model_dir, model_sha256
+    from detector.model.store import load_model_dir, model_sha256
 
     classifier, old = load_model_dir(model_dir)
     if old.classes != ds.classes:
@@ -498,7 +498,7 @@ def _init_from(model_dir: str, ds: Dataset) -> tuple[keras.Model, ModelMeta]:
 
 
 def _meta_from_config(ds: Dataset, cfg: TrainConfig, state: _State) -> ModelMeta:
-    from detector.model import weights_origin
+    from detector.model.store import weights_origin
 
     c = state.config
     origin = weights_origin(c["weights"])

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from detector.boxdata import Box
-from detector.synth import alpha_paste
+from detector.data.boxes import Box
+from detector.synth.legacy import alpha_paste
 
 #: A pixel belongs to a logo where its visible alpha is at least this.
 VISIBLE_ALPHA = 0.25

@@ -15,7 +15,7 @@ import numpy as np
 from skimage.measure import label as label_components
 from skimage.measure import regionprops
 
-from detector.tiling import Tile
+from detector.pipeline.tiling import Tile
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def nms(dets: list[Detection], iou: float = 0.45) -> list[Detection]:
 
 
 #: A box is trusted at a pyramid level only where the logo spans this fraction of the tile: the range
-#: the classifier was trained on (detector.tilecut.TileRules), with some slack.
+#: the classifier was trained on (detector.data.tilecut.TileRules), with some slack.
 LEVEL_FILL = (0.12, 1.15)
 
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector.data import DecodedSample
-from detector.predict import predict_batches
+from detector.data.folders import DecodedSample
+from detector.model.predict import predict_batches
 
 if TYPE_CHECKING:
     import keras

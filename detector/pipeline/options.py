@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from detector.boxes import MERGE_METHODS
-from detector.cam import CAM_METHODS
 from detector.errors import DetectorError
+from detector.pipeline.boxes import MERGE_METHODS
+from detector.pipeline.cam import CAM_METHODS
 
 SCAN_MODES = ("tiles", "dense")
 #: Limits of the documented ranges (README "Bad input").
@@ -110,8 +110,8 @@ class ScanOptions:
     tile_threshold: float | None = None  # None: the model's per-class tile thresholds
     join_cells: float | None = None  # CAM fragments this many map cells apart are one logo; None: the model's
     merge: str = "nms"  # how boxes of the pyramid levels become one per logo (see boxes.merge_levels)
-    mode: str = "tiles"  # "tiles": cut every window; "dense": one backbone pass per level (detector.dense)
-    calibrated_boxes: bool = True  # apply the model's box calibration (detector.boxfit)
+    mode: str = "tiles"  # "tiles": cut every window; "dense": one backbone pass per level (detector.pipeline.dense)
+    calibrated_boxes: bool = True  # apply the model's box calibration (detector.pipeline.calibration)
     max_upscale: float = DEFAULT_MAX_UPSCALE  # no pyramid level enlarges the image more than this
     max_windows: int = DEFAULT_MAX_WINDOWS  # windows per image, all levels together (both modes)
 

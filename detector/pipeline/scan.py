@@ -14,14 +14,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from detector.backends.base import Backend
-from detector.boxes import Detection, LevelCanvas, fits_level, merge_levels
-from detector.boxfit import BoxCalibration
-from detector.cam import gradcam_from_cams, gradcam_pp
-from detector.dense import dense_evidence
-from detector.model import CAM_GEOMETRY
-from detector.results import ScanResult
-from detector.scan_options import SCAN_MODES, OptionError, ScanOptions
-from detector.tiling import (
+from detector.model.store import CAM_GEOMETRY
+from detector.pipeline.boxes import Detection, LevelCanvas, fits_level, merge_levels
+from detector.pipeline.calibration import BoxCalibration
+from detector.pipeline.cam import gradcam_from_cams, gradcam_pp
+from detector.pipeline.dense import dense_evidence
+from detector.pipeline.options import SCAN_MODES, OptionError, ScanOptions
+from detector.pipeline.tiling import (
     DEFAULT_MAX_LOGO_FRACTION,
     DEFAULT_MIN_LOGO_FRACTION,
     BudgetError,
@@ -32,6 +31,7 @@ from detector.tiling import (
     fit_budget,
     pyramid_tiles,
 )
+from detector.results.record import ScanResult
 
 __all__ = ["SCAN_MODES", "BudgetError", "OptionError", "ScanOptions", "plan_pyramid", "plan_scales", "scan_pixels"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from detector.boxdata import BoxDataset
-from detector.data import SPLITS, Dataset
+from detector.data.boxes import BoxDataset
+from detector.data.folders import SPLITS, Dataset
 
 
 def _pct(x: float | None) -> str:

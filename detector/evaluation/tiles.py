@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.bottleneck import default_cache_dir
-from detector.boxdata import is_box_dataset
-from detector.data import decode_samples, scan_dataset
+from detector.data.boxes import is_box_dataset
+from detector.data.folders import decode_samples, scan_dataset
+from detector.data.tilecut import tile_dataset_for
 from detector.errors import DatasetError
-from detector.metrics import choose_thresholds, classification_report
-from detector.model import ModelMeta, load_model_dir, model_sha256, update_meta
-from detector.predict import predict_batches
-from detector.tilecut import tile_dataset_for
+from detector.evaluation.metrics import choose_thresholds, classification_report
+from detector.model.predict import predict_batches
+from detector.model.store import ModelMeta, load_model_dir, model_sha256, update_meta
+from detector.training.bottleneck import default_cache_dir
 
 #: The original project's figures on its logo class (TF retrain script, one brand, social-media photos).
 ORIGINAL_PROJECT = {"precision": 0.77, "recall": 0.40}

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from detector.boxes import Detection, box_iou
+from detector.pipeline.boxes import Detection, box_iou
 
 #: What the box scorer sees of a box, in this order (see `box_features`).
 SCORER_FEATURES = (

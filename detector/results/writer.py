@@ -17,8 +17,8 @@ from typing import TextIO
 import numpy as np
 from rich.console import Console
 
-from detector.model import ModelMeta
-from detector.results import (
+from detector.model.store import ModelMeta
+from detector.results.record import (
     ScanResult,
     annotate,
     display_path,

@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.boxdata import Box, BoxDataset
-from detector.data import DEFAULT_NEGATIVE_CLASS
+from detector.data.boxes import Box, BoxDataset
+from detector.data.folders import DEFAULT_NEGATIVE_CLASS
 from detector.images import load_image
-from detector.tiling import Tile, cut_tiles, pyramid_tiles, resize_level
+from detector.pipeline.tiling import Tile, cut_tiles, pyramid_tiles, resize_level
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,9 @@ def classify_tile(tile: Tile, boxes: list[Box], rules: TileRules) -> str | None:
 def scan_scales(width: int, height: int, size: int) -> list[float]:
     """The levels the scanner's default plan gives this image (its upscale cap and window budget), so
     training tiles look like the tiles a scan will see; none for an image no plan can fit."""
-    from detector.scan import plan_scales
-    from detector.scan_options import ScanOptions
-    from detector.tiling import BudgetError
+    from detector.pipeline.options import ScanOptions
+    from detector.pipeline.scan import plan_scales
+    from detector.pipeline.tiling import BudgetError
 
     try:
         return plan_scales(width, height, size, ScanOptions())
@@ -172,7 +172,7 @@ def tile_dataset_for(
     import hashlib
     import shutil
 
-    from detector.boxdata import ANNOTATIONS, read_box_dataset
+    from detector.data.boxes import ANNOTATIONS, read_box_dataset
 
     rules = TileRules(size=size)
     # "scan-plan-2": tiles follow the scanner's budgeted plan (capped upscale); older cuts are not reused

@@ -1,7 +1,7 @@
 """Scanning many images: decoding in a thread pool ahead of inference, results streamed as they come.
 
 Memory stays flat however many images there are: at most `prefetch` decoded images wait, within a
-byte budget (detector.membudget) that the images being read, decoded and waiting share, and results
+byte budget (detector.results.membudget) that the images being read, decoded and waiting share, and results
 go to the writer one by one. `--resume` reads the JSONL written so far and skips every image already
 there: a result whose file has the same content hash, or an error record that the file, unchanged,
 would get again. A broken file is a result with an error, never a stop; so is an unexpected failure
@@ -24,13 +24,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from detector.detector import Detector
+from detector.api import Detector
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import DEFAULT_MAX_FILE_BYTES, LoadedImage, is_image_path, load_image, refusal, sha256_capped
-from detector.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
+from detector.pipeline.options import check_int
 from detector.report.exposure import add_exposure, image_thresholds
-from detector.results import ScanResult, path_from_record
-from detector.scan_options import check_int
+from detector.results.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
+from detector.results.record import ScanResult, path_from_record
 from detector.video.decode import Sampling, is_video_path
 from detector.video.scan import scan_video
 

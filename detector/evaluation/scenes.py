@@ -4,7 +4,7 @@ Calibration (`detect calibrate`) picks, on validation scenes, the image-level th
 class (the best tile's probability: the maximum over many tiles inflates false positives, so it needs
 its own threshold; the best-F1 one among those reaching the target precision, see `choose_threshold`),
 and the CAM threshold and fragment-joining distance that give the best box AP@0.5 once the boxes'
-size and centre are corrected and their scores refitted on the same scenes (detector.boxfit), and
+size and centre are corrected and their scores refitted on the same scenes (detector.pipeline.calibration), and
 stores them all in model.json. The model runs once per image; only the cheap box stage is repeated per candidate.
 """
 
@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from detector.backends.base import Backend
-from detector.boxdata import BoxDataset, ImageRecord
-from detector.boxdata import to_coco as coco_annotations
-from detector.boxfit import BoxCalibration, fit_box_calibration
-from detector.data import split_of
+from detector.data.boxes import BoxDataset, ImageRecord
+from detector.data.boxes import to_coco as coco_annotations
+from detector.data.folders import split_of
 from detector.errors import DatasetError, ImageLoadError
+from detector.evaluation.metrics import choose_threshold
 from detector.images import load_image
-from detector.metrics import choose_threshold
-from detector.model import ModelMeta
-from detector.results import ScanResult
-from detector.scan import ScanOptions, TileEvidence, assemble_result, tile_evidence
+from detector.model.store import ModelMeta
+from detector.pipeline.calibration import BoxCalibration, fit_box_calibration
+from detector.pipeline.scan import ScanOptions, TileEvidence, assemble_result, tile_evidence
+from detector.results.record import ScanResult
 
 CAM_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7)
 JOIN_CANDIDATES = (2.0, 4.0)

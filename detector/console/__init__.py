@@ -1,0 +1,1 @@
+"""console: see the README's Layout section."""

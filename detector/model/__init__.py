@@ -1,0 +1,1 @@
+"""model: see the README's Layout section."""

@@ -1,0 +1,1 @@
+"""results: see the README's Layout section."""

@@ -1,0 +1,1 @@
+"""synth: see the README's Layout section."""
