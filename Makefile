@@ -7,7 +7,7 @@ DEMO   ?= demo-output
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-deps lint install clean node bench bench-quick
+.PHONY: demo test test-stages test-deps lint install clean node bench bench-quick
 
 # System packages the tests need beyond the venv: Debian's Chromium drives the page test
 # (tests/test_serve.py). Installed through apt when run as root; otherwise the recipe says what to run.
@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q
+
+# The stage unit tests (tests/test_stage_*.py): no trained model, no TensorFlow; they run in seconds.
+test-stages: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_stage_*.py
 
 test-deps:
 	@if ! command -v $(CHROMIUM) >/dev/null 2>&1; then \
