@@ -17,8 +17,8 @@ def scene_images(width: int, height: int, n: int, folder: Path | None = None, se
     import cv2
     import numpy as np
 
+    from detector.synth.compose import builtin_backgrounds
     from detector.synth.demo_logo import demo_logo
-    from detector.synth.legacy import builtin_backgrounds
     from detector.synth.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
 
     folder = folder or CACHE / f"scenes-{width}x{height}"

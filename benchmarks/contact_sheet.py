@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    from detector.synth.compose import builtin_backgrounds
     from detector.synth.demo_logo import demo_logo
-    from detector.synth.legacy import builtin_backgrounds
     from detector.synth.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
 
     bgs = builtin_backgrounds(np.random.default_rng(0))

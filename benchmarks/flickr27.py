@@ -112,7 +112,7 @@ def synth_scenes(work: Path, brands: list[str], scenes: int) -> BoxDataset | Non
     """Synthetic scenes of the brands' logo graphics on the built-in backgrounds, glyphs of other
     brands as distractors; the same scenes serve every fold (no real photo is in them)."""
     from detector.data.boxes import read_box_dataset
-    from detector.synth.synthesize import synthesize
+    from detector.synth import SynthConfig, synthesize
 
     logos = {b: brand_logo(b) for b in brands}
     logos = {b: p for b, p in logos.items() if p}
@@ -130,7 +130,9 @@ def synth_scenes(work: Path, brands: list[str], scenes: int) -> BoxDataset | Non
         for p in sorted((LOGOS / "glyphs").glob("*.png"))[::7]:
             if not any(p.stem.startswith(b) for b in brands) and not (distractors / p.name).exists():
                 (distractors / p.name).symlink_to(p)
-        synthesize(root, sorted(named.glob("*.png")), distractors=distractors, scenes=scenes, seed=27, rules=None)
+        logo_files = sorted(named.glob("*.png"))
+        cfg = SynthConfig(out=root, logos=logo_files, distractors=distractors, scenes=scenes, seed=27, tiles=False)
+        synthesize(cfg)
     return read_box_dataset(root / "scenes")
 
 

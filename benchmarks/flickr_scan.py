@@ -138,7 +138,7 @@ def prepare_training(
 ) -> dict[str, dict[str, int]]:
     """Synthetic scenes (built-in and none-photo backgrounds) + the real train photos' tiles, in one folder."""
     from detector.data.tilecut import TileRules, tiles_from_box_dataset
-    from detector.synth.synthesize import synthesize
+    from detector.synth import SynthConfig, synthesize
 
     d_train, _ = _split_glyphs(args.brand, work)
     rules = TileRules(size=args.input_size)
@@ -150,7 +150,16 @@ def prepare_training(
     ):
         out = work / f"synth-{tag}"
         shutil.rmtree(out, ignore_errors=True)
-        r = synthesize(out, [logo], backgrounds, d_train, n, seed=seed, rules=rules)
+        cfg = SynthConfig(
+            out=out,
+            logos=[logo],
+            backgrounds=backgrounds,
+            distractors=d_train,
+            scenes=n,
+            seed=seed,
+            tile_size=rules.size,
+        )
+        r = synthesize(cfg)
         print(f"synth on {tag} backgrounds: {r.scenes} scenes, {r.boxes} boxes, tiles {r.tiles}", flush=True)
         synth_dirs.append((tag, r.tiles_dir))
     real_tiles = work / "real-tiles"

@@ -63,7 +63,7 @@ def broken_indices(n: int) -> set[int]:
 def _good_jpeg(i: int, logo: np.ndarray, seed: int) -> bytes:
     import cv2
 
-    from detector.synth.legacy import alpha_paste, procedural_background
+    from detector.synth.compose import alpha_paste, procedural_background
 
     rng = np.random.default_rng([seed, i])
     img = procedural_background(rng, HEIGHT, WIDTH)

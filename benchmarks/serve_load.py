@@ -53,8 +53,8 @@ def make_images(n: int) -> list[bytes]:
     import cv2
     import numpy as np
 
+    from detector.synth.compose import builtin_backgrounds
     from detector.synth.demo_logo import demo_logo
-    from detector.synth.legacy import builtin_backgrounds
     from detector.synth.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
 
     bgs = builtin_backgrounds(np.random.default_rng(0))

@@ -21,11 +21,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from detector.data.tilecut import TileRules
+    from detector.synth import SynthConfig, synthesize
+    from detector.synth.compose import builtin_backgrounds
     from detector.synth.demo_logo import demo_logo
-    from detector.synth.legacy import builtin_backgrounds
     from detector.synth.scenes import SceneConfig, render_scene, scene_rng, trim_alpha
-    from detector.synth.synthesize import synthesize
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--scenes", type=int, default=300)
@@ -41,9 +40,9 @@ def main() -> None:
     rows.append(("render only, in memory, 1 thread", n / (time.perf_counter() - t)))
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
-            r = synthesize(Path(tmp) / f"a{workers}", scenes=n, seed=0, rules=None, workers=workers)
+            r = synthesize(SynthConfig(out=Path(tmp) / f"a{workers}", scenes=n, tiles=False, workers=workers))
             rows.append((f"detect synth, scenes + COCO/CSV written, {workers} thread(s)", r.scenes / r.seconds))
-        r = synthesize(Path(tmp) / "b", scenes=n, seed=0, rules=TileRules(size=128), workers=2)
+        r = synthesize(SynthConfig(out=Path(tmp) / "b", scenes=n, tile_size=128, workers=2))
         rows.append(("detect synth, scenes + tiles (128 px), 2 threads", r.scenes / r.seconds))
     table = Table(title=f"synthetic scenes per second, 640x480, {n} scenes, {os.cpu_count()} cores")
     table.add_column("what")

@@ -75,8 +75,8 @@ def main() -> None:
     from detector.console.tables import evaluation_table
     from detector.data.tilecut import TileRules
     from detector.evaluation.tiles import evaluate
+    from detector.synth import SynthConfig, synthesize
     from detector.synth.scenes import SceneConfig
-    from detector.synth.synthesize import synthesize
     from detector.training.train import TrainConfig, train
 
     p = argparse.ArgumentParser(description=__doc__)
@@ -95,16 +95,21 @@ def main() -> None:
     d_train, d_test = _split_glyphs(args.brand, work)
     rules = TileRules(size=args.input_size)
     t0 = time.monotonic()
-    tr = synthesize(work / "train", [logo], None, d_train, args.scenes, seed=1, rules=rules)
+    train_cfg = SynthConfig(
+        out=work / "train", logos=[logo], distractors=d_train, scenes=args.scenes, seed=1, tile_size=rules.size
+    )
+    tr = synthesize(train_cfg)
     te = synthesize(
-        work / "test",
-        [logo],
-        _flickr_none_photos(work),
-        d_test,
-        args.scenes // 3,
-        seed=2,
-        config=SceneConfig(),
-        rules=rules,
+        SynthConfig(
+            out=work / "test",
+            logos=[logo],
+            backgrounds=_flickr_none_photos(work),
+            distractors=d_test,
+            scenes=args.scenes // 3,
+            seed=2,
+            tile_size=rules.size,
+            scene=SceneConfig(),
+        )
     )
     console.print(f"synth: train {tr.tiles} ({tr.scenes / tr.seconds:.0f} scenes/s), test {te.tiles}")
     model = work / f"model-{args.brand}-{args.input_size}-{args.cam_layer}"

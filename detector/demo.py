@@ -104,14 +104,13 @@ def main(argv: list[str] | None = None) -> None:
     from detector.console.tables import confusion_table, dataset_table, evaluation_table, export_table, scene_table
     from detector.data.boxes import read_box_dataset
     from detector.data.folders import scan_dataset
-    from detector.data.tilecut import TileRules
     from detector.evaluation.scenes import calibrate, evaluate_scenes
     from detector.evaluation.tiles import evaluate
     from detector.model.store import update_meta
     from detector.pipeline.scan import ScanOptions
     from detector.results.folders import list_images, scan_many
     from detector.results.writer import ScanWriter
-    from detector.synth.synthesize import synthesize
+    from detector.synth import SynthConfig, synthesize
     from detector.training.mining import mine_hard_negatives
     from detector.training.train import TrainConfig, train
     from export.onnx_export import export_model
@@ -130,13 +129,13 @@ def main(argv: list[str] | None = None) -> None:
         f"detect synth --out {out}/train --scenes {args.scenes} --seed 1 --tile-size {size}",
     )
     if not (out / "train" / "tiles" / "no-logo").is_dir():
-        res = synthesize(out / "train", scenes=args.scenes, seed=1, rules=TileRules(size=size))
+        res = synthesize(SynthConfig(out=out / "train", scenes=args.scenes, seed=1, tile_size=size))
         console.print(f"{res.scenes} scenes, {res.boxes} boxes, {res.scenes / res.seconds:.0f} scenes/s")
     for name, seed, n in (("val", 2, args.val_scenes), ("test", 3, args.eval_scenes)):
         ann = out / name / "scenes" / "annotations.json"
         if not ann.is_file() or len(read_box_dataset(out / name / "scenes").images) != n:
             shutil.rmtree(out / name, ignore_errors=True)
-            synthesize(out / name, scenes=n, seed=seed, rules=None)
+            synthesize(SynthConfig(out=out / name, scenes=n, seed=seed, tiles=False))
     console.print(dataset_table(scan_dataset(out / "train" / "tiles")))
 
     base = out / "model-base"

@@ -20,22 +20,24 @@ CAM_LAYER = "mixed2"
 
 @pytest.fixture(scope="session")
 def tile_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A logo/no-logo dataset drawn with OpenCV: the demo mark on photos vs. random shapes and text."""
-    from detector.synth.legacy import TileSpec, write_tile_dataset
+    """A logo/no-logo tile dataset cut from 30 synthetic 320x240 scenes, as `detect synth` cuts it.
 
-    root = tmp_path_factory.mktemp("tiles")
-    return write_tile_dataset(root / "data", per_class=90, spec=TileSpec(size=INPUT, min_fraction=0.45), seed=3)
+    About 150 demo-logo and 120 no-logo tiles, both classes in every split: a fifth of scene_data's
+    tiles, so the training tests that only need some real data stay quick."""
+    from detector.synth import SceneConfig, SynthConfig, synthesize
+
+    out = tmp_path_factory.mktemp("tiles") / "synth"
+    synthesize(SynthConfig(out=out, scenes=30, seed=3, tile_size=INPUT, scene=SceneConfig(width=320, height=240)))
+    return out / "tiles"
 
 
 @pytest.fixture(scope="session")
 def scene_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic 320x240 scenes (boxes in scenes/) and the tiles cut from them (tiles/)."""
-    from detector.data.tilecut import TileRules
-    from detector.synth.scenes import SceneConfig
-    from detector.synth.synthesize import synthesize
+    from detector.synth import SceneConfig, SynthConfig, synthesize
 
     out = tmp_path_factory.mktemp("scenes") / "synth"
-    synthesize(out, scenes=140, seed=11, config=SceneConfig(width=320, height=240), rules=TileRules(size=INPUT))
+    synthesize(SynthConfig(out=out, scenes=140, seed=11, tile_size=INPUT, scene=SceneConfig(width=320, height=240)))
     return out
 
 

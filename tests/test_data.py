@@ -104,8 +104,16 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert r.stderr.strip().startswith("error:") and "not a folder" in r.stderr
 
 
-def test_fixture_dataset_is_balanced_and_split(tile_dataset: Path) -> None:
+def test_fixture_dataset_has_both_classes_in_every_split_and_whole_scenes(tile_dataset: Path) -> None:
+    """The tiles cut from synthetic scenes: both classes in every split, neither swamping the other, and
+    all tiles of one scene in one split (no scene leaks from train into val/test)."""
     ds = scan_dataset(tile_dataset)
     counts = ds.counts()
-    assert sum(counts["demo-logo"].values()) == sum(counts["no-logo"].values()) == 90
-    assert all(counts[c]["val"] > 0 and counts[c]["test"] > 0 for c in ds.classes)
+    assert ds.classes == ["no-logo", "demo-logo"]
+    sizes = {c: sum(counts[c].values()) for c in ds.classes}
+    assert min(sizes.values()) >= 100 and max(sizes.values()) <= 1.5 * min(sizes.values())
+    assert all(counts[c][split] > 0 for c in ds.classes for split in ("train", "val", "test"))
+    split_of_scene: dict[str, set[str]] = {}
+    for s in ds.samples:
+        split_of_scene.setdefault(s.path.name.split("_nohash_")[0], set()).add(s.split)
+    assert len(split_of_scene) >= 20 and all(len(splits) == 1 for splits in split_of_scene.values())

@@ -21,8 +21,8 @@ from detector.model.store import load_model_dir, read_meta
 from detector.pipeline.boxes import box_iou
 from detector.pipeline.cam import gradcam_from_cams, gradcam_tape
 from detector.pipeline.scan import ScanOptions
+from detector.synth.compose import alpha_paste, procedural_background
 from detector.synth.demo_logo import demo_logo
-from detector.synth.legacy import alpha_paste, procedural_background
 from tests.conftest import CAM_LAYER
 from tests.helpers import ROOT, run_cli
 

@@ -23,8 +23,8 @@ import pytest
 from PIL import Image
 
 from detector.serve.process import ServerProcess
+from detector.synth.compose import alpha_paste, procedural_background
 from detector.synth.demo_logo import demo_logo
-from detector.synth.legacy import alpha_paste, procedural_background
 from tests.helpers import ROOT, run_cli
 
 KEY = "test-key-0123456789"

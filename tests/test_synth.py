@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import doctest
 import hashlib
+import importlib
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from detector.data.boxes import read_box_dataset
 from detector.data.tilecut import TileRules, scene_tiles
-from detector.synth.demo_logo import demo_logo
-from detector.synth.legacy import builtin_backgrounds
-from detector.synth.scenes import VISIBLE_ALPHA, SceneConfig, render_scene, scene_rng, trim_alpha
-from detector.synth.synthesize import synthesize
+from detector.options import OptionError, declared
+from detector.synth import (
+    VISIBLE_ALPHA,
+    SceneConfig,
+    SynthConfig,
+    builtin_backgrounds,
+    demo_logo,
+    render_scene,
+    scene_rng,
+    synthesize,
+    trim_alpha,
+)
 from tests.helpers import run_cli
 
 
@@ -70,9 +81,9 @@ def _digest(folder: Path) -> str:
 
 
 def test_same_seed_same_bytes_other_seed_other_scenes(tmp_path: Path) -> None:
-    a = synthesize(tmp_path / "a", scenes=12, seed=5)
-    b = synthesize(tmp_path / "b", scenes=12, seed=5, workers=1)
-    c = synthesize(tmp_path / "c", scenes=12, seed=6)
+    a = synthesize(SynthConfig(out=tmp_path / "a", scenes=12, seed=5))
+    b = synthesize(SynthConfig(out=tmp_path / "b", scenes=12, seed=5, workers=1))
+    c = synthesize(SynthConfig(out=tmp_path / "c", scenes=12, seed=6))
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert _digest(tmp_path / "a" / "scenes" / "images") != _digest(tmp_path / "c" / "scenes" / "images")
     assert a.scenes == 12 and a.boxes == b.boxes and c.scenes == 12
@@ -97,6 +108,65 @@ def test_tiles_positive_hold_logo_pixels_negatives_none() -> None:
                 assert (window >= VISIBLE_ALPHA).sum() >= 20, "a positive tile without logo pixels"
                 n_pos += 1
     assert n_pos >= 20 and n_neg >= 50
+
+
+def test_no_tiles_writes_scenes_only_and_reports_progress(tmp_path: Path) -> None:
+    seen: list[int] = []
+    res = synthesize(SynthConfig(out=tmp_path / "s", scenes=3, seed=1, tiles=False), progress=seen.append)
+    assert seen == [1, 2, 3] and res.tiles_dir is None and res.tiles == {}
+    assert not (tmp_path / "s" / "tiles").exists() and len(read_box_dataset(res.scenes_dir).images) == 3
+
+
+#: `detect synth`'s flags: the declarations must keep giving exactly these (detector.console.flags).
+SYNTH_FLAGS = (
+    "--out --logo --backgrounds --distractors --scenes --seed --tile-size --tiles "
+    "--width --height --min-logo --max-logo --max-logos --max-rotation --perspective --warp --occlusion --blur "
+    "--brightness --contrast --hue --noise --jpeg-quality --text"
+).split()
+
+
+def test_declared_options_give_the_synth_flags() -> None:
+    flags = [
+        d.spec.flag or "--" + d.name.replace("_", "-")
+        for cls in (SynthConfig, SceneConfig)
+        for d in declared(cls)
+        if d.spec.cli
+    ]
+    assert flags == SYNTH_FLAGS
+    no_help = [d.name for cls in (SynthConfig, SceneConfig) for d in declared(cls) if d.spec.cli and not d.spec.help]
+    assert no_help == ["seed", "width", "height"]  # as on the CLI before the declarations
+
+
+@pytest.mark.parametrize(
+    ("make", "option"),
+    [
+        (lambda: SceneConfig(max_logos=0), "max_logos"),
+        (lambda: SceneConfig(occlusion_probability=1.5), "occlusion_probability"),
+        (lambda: SceneConfig(jpeg_quality=(95, 35)), "jpeg_quality"),
+        (lambda: SceneConfig(text_distractors=(0, 4, 5)), "text_distractors"),
+        (lambda: SceneConfig(min_logo=0.5, max_logo=0.2), "min_logo"),
+        (lambda: SynthConfig(out="o", scenes=0), "scenes"),
+        (lambda: SynthConfig(out="o", logos="logo.png"), "logos"),
+        (lambda: SynthConfig(out="o", tile_size=8), "tile_size"),
+    ],
+)
+def test_bad_values_raise_an_error_naming_the_option(make, option: str) -> None:
+    with pytest.raises(OptionError) as e:
+        make()
+    assert e.value.option == option and str(e.value).startswith(option + " ")
+
+
+def test_text_pairs_parse_as_the_cli_gives_them() -> None:
+    (q,) = [d for d in declared(SceneConfig) if d.name == "jpeg_quality"]
+    assert q.spec.parse("35, 95") == (35, 95)
+    cfg = SynthConfig(out="o", logos=["a.png", Path("b.png")], workers=1)
+    assert cfg.logos == [Path("a.png"), Path("b.png")] and cfg.out == Path("o")
+
+
+def test_docstring_examples_run() -> None:
+    for name in ("detector.synth.scenes", "detector.synth.synthesize"):
+        result = doctest.testmod(importlib.import_module(name))
+        assert result.attempted and not result.failed, name
 
 
 def test_cli_synth_writes_scenes_coco_csv_and_tiles(tmp_path: Path) -> None:

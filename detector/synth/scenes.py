@@ -20,44 +20,93 @@ import cv2
 import numpy as np
 
 from detector.data.boxes import Box
-from detector.synth.legacy import alpha_paste
+from detector.options import OptionError, check_fields, check_pair, numbers_from_text, option
+from detector.synth.compose import alpha_paste
 
 #: A pixel belongs to a logo where its visible alpha is at least this.
 VISIBLE_ALPHA = 0.25
 
+_FRACTION = (0.0, 1.0)
+_LOGO_FRACTION = (0.001, 1.0)  # of the short side; above 0, as sizes are drawn log-uniform
+_SCENE_SIDE = (16, 16384)
+
 
 @dataclass(frozen=True)
 class SceneConfig:
-    width: int = 640
-    height: int = 480
-    min_logo: float = 0.03  # logo's longest side as a fraction of the scene's short side
-    max_logo: float = 0.7
-    max_logos: int = 3
-    empty_probability: float = 0.25  # scenes with no target logo at all
-    max_rotation: float = 30.0  # degrees
-    perspective: float = 0.12  # corner jitter as a fraction of the logo side
-    warp: float = 0.025  # non-rigid displacement amplitude as a fraction of the logo side
-    brightness: float = 0.25
-    contrast: float = 0.25
-    hue: float = 6.0  # OpenCV hue units (0..180)
-    min_opacity: float = 0.75
-    occlusion_probability: float = 0.25
-    max_occlusion: float = 0.3  # of the logo's box area
-    blur_probability: float = 0.3
-    max_noise: float = 8.0
-    jpeg_quality: tuple[int, int] = (35, 95)
-    text_distractors: tuple[int, int] = (0, 4)
-    logo_distractors: tuple[int, int] = (0, 2)
+    """How one scene looks: its size, how many logos, how each is transformed and how the photo degrades.
+
+    Every field is an option of `detect synth` (its flag is `--the-name` unless `flag` says otherwise;
+    `cli=False` ones only the library sets) and is checked when the config is made, so a bad value fails
+    here with its name, not deep inside OpenCV.
+
+    Example:
+        >>> SceneConfig(width=320, height=240, text_distractors=(0, 2)).max_logos
+        3
+        >>> SceneConfig(min_logo=0.5, max_logo=0.2)
+        Traceback (most recent call last):
+        ...
+        detector.options.OptionError: min_logo must be at most max_logo (0.2), got 0.5
+    """
+
+    width: int = option(640, "", range=_SCENE_SIDE)
+    height: int = option(480, "", range=_SCENE_SIDE)
+    min_logo: float = option(0.03, "Smallest logo, fraction of the short side.", range=_LOGO_FRACTION)
+    max_logo: float = option(0.7, "Largest logo, fraction of the short side.", range=_LOGO_FRACTION)
+    max_logos: int = option(3, "Most logos in one scene.", range=(1, 100))
+    max_rotation: float = option(30.0, "Degrees.", range=(0.0, 180.0))
+    perspective: float = option(0.12, "Corner jitter, fraction of the logo side.", range=_FRACTION)
+    warp: float = option(0.025, "Non-rigid warp amplitude, fraction of the logo side.", range=_FRACTION)
+    occlusion_probability: float = option(
+        0.25, "Probability that a logo is partly covered.", range=_FRACTION, flag="--occlusion"
+    )
+    blur_probability: float = option(0.3, "Probability of blur.", range=_FRACTION, flag="--blur")
+    brightness: float = option(0.25, "Logo brightness change, +- fraction.", range=_FRACTION)
+    contrast: float = option(0.25, "Logo contrast change, +- fraction.", range=_FRACTION)
+    hue: float = option(6.0, "Logo hue shift, +- OpenCV hue units (0..180).", range=(0.0, 90.0))
+    max_noise: float = option(8.0, "Largest noise sigma, grey levels.", range=(0.0, 128.0), flag="--noise")
+    jpeg_quality: tuple[int, int] = option(
+        (35, 95),
+        "JPEG re-compression quality range, e.g. 35,95.",
+        parse=numbers_from_text(2, int),
+        check=check_pair(1, 100),
+    )
+    text_distractors: tuple[int, int] = option(
+        (0, 4),
+        "Random text distractors per scene, range, e.g. 0,4.",
+        parse=numbers_from_text(2, int),
+        check=check_pair(0, 100),
+        flag="--text",
+    )
+    empty_probability: float = option(
+        0.25, "Share of scenes with no target logo at all (negatives).", range=_FRACTION, cli=False
+    )
+    min_opacity: float = option(0.75, "Least opacity a logo is blended at.", range=_FRACTION, cli=False)
+    max_occlusion: float = option(0.3, "Largest share of a logo's box an occluder covers.", range=_FRACTION, cli=False)
+    logo_distractors: tuple[int, int] = option(
+        (0, 2),
+        "Distractor logos (other marks) per scene, range, e.g. 0,2; drawn only when there are some.",
+        parse=numbers_from_text(2, int),
+        check=check_pair(0, 100),
+        cli=False,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.min_logo > self.max_logo:
+            raise OptionError("min_logo", f"must be at most max_logo ({self.max_logo:g}), got {self.min_logo:g}")
 
 
 @dataclass
 class Scene:
+    """One rendered scene: the photo and the box of every logo that stayed visible in it."""
+
     image: np.ndarray  # HxWx3 uint8 RGB
     boxes: list[Box]
     masks: list[np.ndarray] = field(default_factory=list)  # visible alpha per box, float32 HxW
 
 
 def scene_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of scene `index` of a run: scenes depend on nothing else, so any order works."""
     return np.random.default_rng([seed, index])
 
 
@@ -87,12 +136,16 @@ def background_crop(bg: np.ndarray, width: int, height: int, rng: np.random.Gene
 
 
 def _smooth_field(rng: np.random.Generator, h: int, w: int, amplitude: float) -> np.ndarray:
+    """A displacement field smooth over the whole patch (4x4 noise, upsampled): bends, never tears."""
     small = rng.normal(0, 1, (4, 4)).astype(np.float32)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC) * amplitude
 
 
 def render_logo(logo: np.ndarray, side: int, cfg: SceneConfig, rng: np.random.Generator) -> np.ndarray:
-    """An RGBA patch of the logo transformed as in a photo; its longest side is about `side` pixels."""
+    """An RGBA patch of the logo transformed as in a photo; its longest side is about `side` pixels.
+
+    Perspective, rotation, warp, colour and opacity change in the ways print and cameras change a logo,
+    so the model learns the mark rather than one rendering of it."""
     h, w = logo.shape[:2]
     k = side / max(h, w)
     lw, lh = max(2, round(w * k)), max(2, round(h * k))
@@ -130,6 +183,7 @@ def render_logo(logo: np.ndarray, side: int, cfg: SceneConfig, rng: np.random.Ge
 
 
 def _draw_text(img: np.ndarray, rng: np.random.Generator) -> None:
+    """One random word in a random font, size and colour: text is the commonest distractor in photos."""
     h, w = img.shape[:2]
     alphabet = string.ascii_letters + string.digits + "  &-"
     text = "".join(rng.choice(list(alphabet), int(rng.integers(2, 12)))).strip() or "SALE"
@@ -142,6 +196,8 @@ def _draw_text(img: np.ndarray, rng: np.random.Generator) -> None:
 def _place(
     side_w: int, side_h: int, width: int, height: int, taken: list[tuple[int, int, int, int]], rng: np.random.Generator
 ) -> tuple[int, int] | None:
+    """A top-left corner where the patch overlaps no taken box (30 tries), or None: logos never overlap,
+    so every box has one label."""
     for _ in range(30):
         x = int(rng.integers(0, max(1, width - side_w + 1)))
         y = int(rng.integers(0, max(1, height - side_h + 1)))
@@ -158,19 +214,43 @@ def render_scene(
     distractor_logos: list[np.ndarray] | None = None,
     with_masks: bool = False,
 ) -> Scene:
-    w, h = cfg.width, cfg.height
-    img = background_crop(backgrounds[int(rng.integers(len(backgrounds)))], w, h, rng)
+    """One scene: a background crop, distractors, 0 to `cfg.max_logos` logos (RGBA, by class name),
+    occluders, then blur, noise and JPEG; boxes from the visible alpha. `with_masks` keeps the masks.
+
+    The steps draw from `rng` in a fixed order, so (seed, index) alone decides the scene.
+    """
+    img = background_crop(backgrounds[int(rng.integers(len(backgrounds)))], cfg.width, cfg.height, rng)
+    _draw_distractors(img, distractor_logos or [], cfg, rng)
+    labels, masks = _paste_logos(img, logos, cfg, rng)
+    for j in range(len(masks)):
+        if rng.random() < cfg.occlusion_probability:
+            _occlude(img, masks, j, cfg, rng)
+    img = _degrade(img, cfg, rng)
+    boxes, kept = _visible_boxes(labels, masks)
+    return Scene(img, boxes, kept if with_masks else [])
+
+
+def _draw_distractors(img: np.ndarray, others: list[np.ndarray], cfg: SceneConfig, rng: np.random.Generator) -> None:
+    """Random text, then other logos: marks a photo carries that must not count as the target logo."""
+    h, w = img.shape[:2]
     for _ in range(int(rng.integers(cfg.text_distractors[0], cfg.text_distractors[1] + 1))):
         _draw_text(img, rng)
-    if distractor_logos:
-        for _ in range(int(rng.integers(cfg.logo_distractors[0], cfg.logo_distractors[1] + 1))):
-            other = distractor_logos[int(rng.integers(len(distractor_logos)))]
-            side = int(min(w, h) * math.exp(rng.uniform(math.log(cfg.min_logo * 2), math.log(cfg.max_logo * 0.7))))
-            patch = render_logo(other, max(side, 8), cfg, rng)
-            alpha_paste(
-                img, patch, int(rng.integers(-side // 4, w - side // 2)), int(rng.integers(-side // 4, h - side // 2))
-            )
+    if not others:
+        return
+    for _ in range(int(rng.integers(cfg.logo_distractors[0], cfg.logo_distractors[1] + 1))):
+        other = others[int(rng.integers(len(others)))]
+        side = int(min(w, h) * math.exp(rng.uniform(math.log(cfg.min_logo * 2), math.log(cfg.max_logo * 0.7))))
+        patch = render_logo(other, max(side, 8), cfg, rng)
+        alpha_paste(
+            img, patch, int(rng.integers(-side // 4, w - side // 2)), int(rng.integers(-side // 4, h - side // 2))
+        )
 
+
+def _paste_logos(
+    img: np.ndarray, logos: dict[str, np.ndarray], cfg: SceneConfig, rng: np.random.Generator
+) -> tuple[list[str], list[np.ndarray]]:
+    """Paste the scene's target logos where none overlaps another; their labels and pasted alpha masks."""
+    h, w = img.shape[:2]
     names = sorted(logos)
     n = 0 if rng.random() < cfg.empty_probability else int(rng.integers(1, cfg.max_logos + 1))
     taken: list[tuple[int, int, int, int]] = []
@@ -193,19 +273,23 @@ def render_scene(
         taken.append((x - 2, y - 2, x + pw + 2, y + ph + 2))
         masks.append(alpha_paste(img, patch, x, y))
         labels.append(name)
+    return labels, masks
 
-    for j in range(len(masks)):
-        if rng.random() < cfg.occlusion_probability:
-            _occlude(img, masks, j, cfg, rng)
 
+def _degrade(img: np.ndarray, cfg: SceneConfig, rng: np.random.Generator) -> np.ndarray:
+    """The camera and the web: sometimes blur, always some noise, then one JPEG round trip."""
     if rng.random() < cfg.blur_probability:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.4))
     noise = rng.normal(0, rng.uniform(0, cfg.max_noise), img.shape).astype(np.float32)
     img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
-    img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
+
+def _visible_boxes(labels: list[str], masks: list[np.ndarray]) -> tuple[list[Box], list[np.ndarray]]:
+    """The box of each logo's visible alpha, and its mask; a logo with under 9 visible pixels is dropped
+    (occluded or faded away), so no box marks something a model could not see."""
     boxes: list[Box] = []
     kept: list[np.ndarray] = []
     for name, mask in zip(labels, masks, strict=True):
@@ -214,7 +298,7 @@ def render_scene(
             continue
         boxes.append(Box(name, float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)))
         kept.append(mask)
-    return Scene(img, boxes, kept if with_masks else [])
+    return boxes, kept
 
 
 def _occlude(img: np.ndarray, masks: list[np.ndarray], j: int, cfg: SceneConfig, rng: np.random.Generator) -> None:

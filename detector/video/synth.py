@@ -1,7 +1,7 @@
 """A synthetic clip whose logo is on screen for a known interval: for tests and the demo.
 
 The backdrop is a procedural background (the generator the scene synthesizer draws from,
-detector.synth.legacy) that pans 8 px a second, so frames differ as in footage; the demo logo is
+detector.synth.compose) that pans 8 px a second, so frames differ as in footage; the demo logo is
 alpha-blended at a fixed place from `logo_from_s` to `logo_to_s` (exclusive), and nowhere else.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.synth.compose import alpha_paste, procedural_background
 from detector.synth.demo_logo import demo_logo
-from detector.synth.legacy import alpha_paste, procedural_background
 
 
 def write_demo_video(
