@@ -145,7 +145,7 @@ FINE_TUNE_MINUTES = 25.0
 
 
 def train_model(data: list[str], out: Path, cache: Path, log, **recipe) -> Path:
-    from detector.training.train import TrainConfig, train
+    from detector.training import TrainConfig, train
 
     if (out / "model.json").is_file():
         return out

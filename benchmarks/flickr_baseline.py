@@ -41,7 +41,7 @@ def main() -> None:
     from detector.console.tables import confusion_table, dataset_table, evaluation_table
     from detector.data.folders import scan_dataset
     from detector.evaluation.tiles import evaluate
-    from detector.training.train import TrainConfig, train
+    from detector.training import TrainConfig, train
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--weights", default="none")

@@ -300,7 +300,7 @@ def main() -> None:
     from detector.tfquiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from detector.training.train import TrainConfig, train
+    from detector.training import TrainConfig, train
 
     brand_label = flickr_label_of(args.brand)
     brand = logo_name(logo)  # the class name synthesis gives the glyph: the real boxes must match it

@@ -77,7 +77,7 @@ def main() -> None:
     from detector.evaluation.tiles import evaluate
     from detector.synth import SynthConfig, synthesize
     from detector.synth.scenes import SceneConfig
-    from detector.training.train import TrainConfig, train
+    from detector.training import TrainConfig, train
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--brand", default="starbucks")

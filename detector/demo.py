@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     from detector.results.folders import list_images, scan_many
     from detector.results.writer import ScanWriter
     from detector.synth import SynthConfig, synthesize
-    from detector.training.mining import mine_hard_negatives
-    from detector.training.train import TrainConfig, train
+    from detector.training import TrainConfig, mine_hard_negatives, train
     from export.onnx_export import export_model
 
     out = Path(args.out)

@@ -43,7 +43,7 @@ def scene_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_model(scene_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from detector.training.train import TrainConfig, train
+    from detector.training import TrainConfig, train
 
     out = tmp_path_factory.mktemp("model") / "m"
     cfg = TrainConfig(

@@ -13,8 +13,7 @@ from detector.data.boxes import read_box_dataset
 from detector.data.tilecut import TileRules, classify_tile
 from detector.model.store import read_meta
 from detector.pipeline.tiling import Tile
-from detector.training.mining import mine_hard_negatives
-from detector.training.train import TrainConfig, train
+from detector.training import TrainConfig, mine_hard_negatives, train
 from tests.helpers import run_cli
 
 

@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 
 from detector.data.folders import decode_samples, scan_dataset
+from detector.model.network import new_model
 from detector.model.predict import predict_batches
-from detector.model.store import load_model_dir, new_model, read_meta
-from detector.training.train import TrainConfig, _class_weights, _upsample, set_trainable_blocks, train
+from detector.model.store import load_model_dir, read_meta
+from detector.options import OptionError, declared
+from detector.training import TrainConfig, set_trainable_blocks, train
+from detector.training.balance import class_weights, upsample
 from tests.conftest import CAM_LAYER, INPUT
 from tests.helpers import ROOT
 
@@ -111,10 +114,51 @@ def test_set_trainable_blocks_unfreezes_only_the_top() -> None:
 
 def test_balance_helpers() -> None:
     y = np.array([0] * 30 + [1] * 10)
-    idx = _upsample(y, seed=0)
+    idx = upsample(y, seed=0)
     assert np.bincount(y[idx]).tolist() == [30, 30]
-    w = _class_weights(y, 2)
+    w = class_weights(y, 2)
     assert w[1] == pytest.approx(3 * w[0])
+
+
+@pytest.mark.parametrize(
+    ("changes", "option"),
+    [
+        ({"head_steps": 0}, "head_steps"),
+        ({"balance": "oversample"}, "balance"),
+        ({"fine_tune": "twelve"}, "fine_tune"),
+        ({"fine_tune": "12"}, "fine_tune"),
+        ({"input_size": 60}, "input_size"),
+        ({"cam_layer": "mixed11"}, "cam_layer"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"random_color": 150.0}, "random_color"),
+        ({"val_percent": 60.0, "test_percent": 40.0}, "val_percent"),
+        ({"data": []}, "data"),
+    ],
+)
+def test_config_checks_name_the_option_not_a_flag(changes: dict, option: str) -> None:
+    with pytest.raises(OptionError) as e:
+        TrainConfig(**{"data": "d", "out": "o", **changes})
+    assert e.value.option == option and str(e.value).startswith(option + " ") and "--" not in str(e.value)
+
+
+def test_config_normalizes_and_declares_every_field() -> None:
+    cfg = TrainConfig("d", out="o", fine_tune=2, random_crop=10)
+    assert cfg.data == ["d"] and cfg.fine_tune == "2" and cfg.random_crop == 10.0
+    assert TrainConfig(["a", Path("b")], out="o").data == ["a", "b"]
+    names = [d.name for d in declared(TrainConfig)]
+    assert names == list(TrainConfig.__dataclass_fields__)  # every field is a declared option
+    off_cli = {d.name for d in declared(TrainConfig) if not d.spec.cli}
+    assert off_cli == {"val_percent", "test_percent", "bn_momentum"}
+
+
+def test_config_import_stays_light() -> None:
+    """The CLI reads TrainConfig at start-up: that must not pull in scikit-learn, TensorFlow or the scanner."""
+    code = (
+        "import sys, detector.training.config, detector.training as t; t.TrainConfig; "
+        "print(sorted(m for m in ('sklearn', 'tensorflow', 'keras', 'detector.pipeline.scan') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
 
 
 def _state(out: Path) -> dict | None:
@@ -240,7 +284,7 @@ def test_pretrained_style_head_converges_within_the_default_budget(tmp_path: Pat
 
 
 def test_recipe_defaults_follow_the_weights(tmp_path: Path) -> None:
-    from detector.training.train import RECIPES, with_recipe_defaults
+    from detector.training import RECIPES, with_recipe_defaults
 
     weights = tmp_path / "w.h5"
     weights.write_bytes(b"x")
@@ -255,7 +299,7 @@ def test_recipe_defaults_follow_the_weights(tmp_path: Path) -> None:
 
 def test_recipe_of_a_continued_model_is_its_own(trained_model: Path) -> None:
     """--init continues a model at its own input size and block, whatever --weights says."""
-    from detector.training.train import with_recipe_defaults
+    from detector.training import with_recipe_defaults
 
     cont = with_recipe_defaults(TrainConfig(data="d", out="o", init=str(trained_model)))  # weights: imagenet
     assert (cont.input_size, cont.cam_layer, cont.fine_tune) == (INPUT, CAM_LAYER, None)

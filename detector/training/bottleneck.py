@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 
 def default_cache_dir() -> Path:
+    """$DETECT_CACHE, else the user's cache folder: features outlive a run, so that the next run on the
+    same photos (another head, more photos) computes only what it has not seen."""
     env = os.environ.get("DETECT_CACHE")
     if env:
         return Path(env)
@@ -37,6 +39,8 @@ def backbone_key(extractor: keras.Model, input_size: int, cam_layer: str) -> str
 
 
 class BottleneckCache:
+    """Features of one backbone (`key`), one .npy file per image content hash, under root/key/."""
+
     def __init__(self, root: Path, key: str) -> None:
         self.dir = Path(root) / key
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -22,12 +22,15 @@ from detector.data.tilecut import TileRules, classify_tile, tile_name
 from detector.errors import ImageLoadError
 from detector.evaluation.scenes import scene_split
 from detector.images import load_image
-from detector.pipeline.scan import ScanOptions, tile_evidence
+from detector.pipeline.evidence import tile_evidence
+from detector.pipeline.options import ScanOptions
 from detector.pipeline.tiling import cut_tiles
 
 
 @dataclass
 class MiningReport:
+    """What a mining pass saw and wrote: the false windows outnumber the written ones (per_scene caps them)."""
+
     scenes: int
     windows: int
     false_windows: int  # windows over the tile threshold that touch no logo box
