@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from detector.backends.base import BackendOutput
-from detector.model.store import ModelMeta, load_model_dir, model_sha256
+from detector.model.meta import ModelMeta
+from detector.model.store import load_model_dir, model_sha256
 
 
 class FeatureMaps:

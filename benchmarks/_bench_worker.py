@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -49,7 +48,8 @@ def task_make_model(args: dict[str, Any]) -> dict[str, Any]:
     from detector.tfquiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from detector.model.store import new_model, save_model_dir
+    from detector.model.network import new_model
+    from detector.model.store import save_model_dir
     from export.samples import synthetic_tiles
 
     model, meta = new_model(
@@ -146,7 +146,9 @@ class RecordingBackend:
 def scan_whole_levels(backend, pixels, opts):
     """Dense mode with every pyramid level in one block (no margins recomputed): what blocks cost, measured."""
     from detector.pipeline.dense import dense_evidence
-    from detector.pipeline.scan import TileEvidence, assemble_result, plan_scales
+    from detector.pipeline.evidence import TileEvidence
+    from detector.pipeline.plan import plan_scales
+    from detector.pipeline.scan import assemble_result
 
     t0 = time.perf_counter()
     h, w = pixels.shape[:2]
@@ -162,7 +164,9 @@ def task_scan(args: dict[str, Any]) -> dict[str, Any]:
 
     mode: tiles | dense | dense-whole (dense with each pyramid level in a single block, a diagnostic)."""
     from detector.images import load_image
-    from detector.pipeline.scan import ScanOptions, plan_scales, scan_pixels
+    from detector.pipeline.options import ScanOptions
+    from detector.pipeline.plan import plan_scales
+    from detector.pipeline.scan import scan_pixels
 
     t0 = time.perf_counter()
     backend = RecordingBackend(open_backend_kind(args["model"], args["kind"]))
@@ -178,7 +182,7 @@ def task_scan(args: dict[str, Any]) -> dict[str, Any]:
     else:  # "calls": model calls instead of a whole scan (at 299 px one scan takes ~15 s)
         import numpy as np
 
-        from detector.model.store import CAM_GEOMETRY
+        from detector.model.meta import CAM_GEOMETRY
         from detector.pipeline.tiling import pyramid_tiles
 
         h, w = images[0].shape[:2]
@@ -232,7 +236,7 @@ def task_accuracy(args: dict[str, Any]) -> dict[str, Any]:
     from detector.backends.onnx_backend import OnnxBackend
     from detector.data.boxes import read_box_dataset
     from detector.evaluation.scenes import collect_evidence, evaluate_scenes, scene_split
-    from detector.pipeline.scan import ScanOptions
+    from detector.pipeline.options import ScanOptions
 
     ds = read_box_dataset(args["scenes"])
     records = scene_split(ds, "all")[: args.get("limit") or None]

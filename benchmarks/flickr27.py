@@ -41,19 +41,17 @@ import json
 import os
 import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from detector.data.boxes import IMAGES, Box, BoxDataset, ImageRecord, import_box_dataset, write_box_dataset  # noqa: E402
+from detector.data.boxes import IMAGES, BoxDataset, ImageRecord, import_box_dataset, write_box_dataset  # noqa: E402
 from detector.data.folders import split_of  # noqa: E402
+from detector.geometry import Box  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 FLICKR = SHARED / "data" / "flickrlogos27-dev"
@@ -168,10 +166,12 @@ def train_model(data: list[str], out: Path, cache: Path, log, **recipe) -> Path:
 
 def calibrate_and_scan(backend, val: BoxDataset, test: BoxDataset, opts, log) -> list:
     """`detect calibrate` on the validation photos, then scan the test photos: ScanResults in test order."""
-    from detector.evaluation.scenes import calibrate, collect_evidence
+    from detector.evaluation.calibrate import calibrate
+    from detector.evaluation.scenes import collect_evidence
     from detector.pipeline.scan import assemble_result
 
-    report = calibrate(backend, val, TARGET_PRECISION, split="all", opts=opts)
+    cal = calibrate(backend, val, TARGET_PRECISION, split="all", opts=opts)
+    backend.meta, report = cal.applied(backend.meta), cal.report
     log(
         f"    calibrated on {report['images']} photos: CAM threshold {report['cam_threshold']}, "
         f"box calibration {'fitted' if report['box_calibration'] else 'none (too few boxes)'}"
@@ -261,7 +261,7 @@ class Bench:
         self.opts = None
 
     def scan_opts(self, mode: str = "dense"):
-        from detector.pipeline.scan import ScanOptions
+        from detector.pipeline.options import ScanOptions
 
         return ScanOptions(mode=mode)
 
@@ -464,7 +464,7 @@ class Bench:
     def speed(self) -> None:
         """Seconds per photo, end to end in one process, with the ONNX file of fold 0's `both` model."""
         from detector.api import Detector
-        from detector.pipeline.scan import ScanOptions
+        from detector.pipeline.options import ScanOptions
         from export.onnx_export import export_model
 
         model_dir = self.work / f"fold{self.folds[0]}" / "model-both"

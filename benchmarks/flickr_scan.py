@@ -36,7 +36,6 @@ import os
 import platform
 import re
 import shutil
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,8 +43,6 @@ from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synth_transfer import FLICKR, SHARED, _flickr_brand_boxes, _split_glyphs  # noqa: E402
 
@@ -54,7 +51,7 @@ from detector.data.folders import split_of  # noqa: E402
 
 if TYPE_CHECKING:
     from detector.backends import Backend
-    from detector.pipeline.scan import ScanOptions
+    from detector.pipeline.options import ScanOptions
 
 NEGATIVE = "no-logo"
 ORIGINAL = {"precision": 0.77, "recall": 0.40}
@@ -353,14 +350,16 @@ def main() -> None:
 
     # 3. calibrate on the val photos, 4. scan the test photos
     from detector.backends import open_backend
-    from detector.evaluation.scenes import calibrate, collect_evidence, evaluate_scenes
-    from detector.pipeline.scan import ScanOptions
+    from detector.evaluation.calibrate import calibrate
+    from detector.evaluation.scenes import collect_evidence, evaluate_scenes
+    from detector.pipeline.options import ScanOptions
 
     t2 = time.monotonic()
     backend = open_backend(model)
     validation = dict(backend.meta.validation)
     opts = ScanOptions()
-    calib = calibrate(backend, sets["val"], args.target_precision, split="all", opts=opts)
+    cal = calibrate(backend, sets["val"], args.target_precision, split="all", opts=opts)
+    backend.meta, calib = cal.applied(backend.meta), cal.report
     timings["calibrate_seconds"] = round(time.monotonic() - t2, 1)
     t3 = time.monotonic()
     evidence = {"test": collect_evidence(backend, sets["test"], sets["test"].images, opts, progress="scan test")}

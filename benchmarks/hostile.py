@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the hostile corpus lives with the tests (tests/hostile_corpus.py)
 
 from detector.serve.process import ServerProcess  # noqa: E402
 from tests import hostile_corpus as hc  # noqa: E402

@@ -28,7 +28,7 @@ def main() -> None:
     from detector.backends import open_backend
     from detector.data.boxes import read_box_dataset
     from detector.evaluation.scenes import collect_evidence, evaluate_scenes, scene_split
-    from detector.pipeline.scan import ScanOptions
+    from detector.pipeline.options import ScanOptions
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("model")
@@ -45,7 +45,7 @@ def main() -> None:
     records = scene_split(ds, args.split)
     if args.limit:
         records = records[: args.limit]
-    base = ScanOptions(cam_method="gradcam++", calibrated_boxes=False)  # feature maps computed and kept
+    base = ScanOptions(cam_method="gradcam++", box_calibration=False)  # feature maps computed and kept
     need_features = not args.calibration_only
     evidence = collect_evidence(backend, ds, records, base, progress="model", keep_features=need_features)
     if args.fit_on:
@@ -97,13 +97,13 @@ def calibration_table(backend, ds, evidence, val_ds, args) -> None:
 
     from detector.evaluation.scenes import box_ap, collect_evidence, evaluate_scenes, scene_split
     from detector.pipeline.calibration import BoxCalibration, fit_box_calibration
-    from detector.pipeline.scan import ScanOptions
+    from detector.pipeline.options import ScanOptions
 
     tile, classes = backend.meta.input_size, backend.meta.positive_classes
-    plain = ScanOptions(calibrated_boxes=False)
+    plain = ScanOptions(box_calibration=False)
     val_records = scene_split(val_ds, "all")
     val_evidence = collect_evidence(backend, val_ds, val_records, plain, progress="model (validation)")
-    truth = [[(b.label, b.x1, b.y1, b.x2, b.y2) for b in r.boxes] for r, _ in val_evidence]
+    truth = [r.boxes for r, _ in val_evidence]
     rows = []
     for join in (2.0, 4.0):
         for thr in (0.3, 0.4, 0.5, 0.6, 0.7):

@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_CACHE = Path.home() / ".cache" / "logo-detector" / "bench"
 DEFAULT_MODEL = Path("/tmp/bench-demo.onnx")
@@ -204,14 +203,14 @@ def run_in_process(folder: Path, model: Path, out: Path, scales: str, every: int
     from rich.console import Console
 
     from detector.api import Detector
-    from detector.pipeline.scan import ScanOptions
+    from detector.pipeline.options import ScanOptions
     from detector.results.folders import list_images, scan_many
-    from detector.results.writer import ScanWriter
+    from detector.results.writer import OutputOptions, ScanWriter
 
     opts = ScanOptions(scales=tuple(float(s) for s in scales.split(",")))
     det = Detector.load(model, "auto", opts)
     paths = list_images([folder])
-    writer = ScanWriter("jsonl", out, None, [folder], det.meta, False, False, Console(stderr=True), False)
+    writer = ScanWriter(OutputOptions(format="jsonl", output=str(out)), det.meta, [folder], Console(stderr=True))
     samples: list[Sample] = []
     t0 = time.monotonic()
     done = 0

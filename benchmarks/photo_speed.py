@@ -27,8 +27,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from _bench_data import CACHE, scene_images  # noqa: E402
@@ -70,7 +68,7 @@ def export(model_dir: Path, quantize: str) -> tuple[Path, str]:
 
 def per_photo(onnx: Path, photos: list[Path], mode: str) -> dict:
     from detector.api import Detector
-    from detector.pipeline.scan import ScanOptions
+    from detector.pipeline.options import ScanOptions
 
     det = Detector.load(onnx, options=ScanOptions(mode=mode))
     det.scan(photos[0])

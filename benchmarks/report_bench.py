@@ -33,7 +33,6 @@ MIB = 1024 * 1024
 
 def write_lines(path: Path, n: int, seed: int = 0) -> int:
     """n JSONL lines of scan records; returns the file size in bytes."""
-    sys.path.insert(0, str(ROOT))
     from detector.report.exposure import exposure_fields
 
     rng = np.random.default_rng(seed)

@@ -50,8 +50,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
 
 from _bench_data import CACHE, scene_images  # noqa: E402
 from _bench_flops import graph_flops, shapes_flops  # noqa: E402

@@ -1,6 +1,6 @@
 """The Python API, as small as the CLI: `Detector.load(path)` and `detector.scan(image_or_path)`.
 
-    from detector.api import Detector
+    from detector import Detector
     det = Detector.load("demo-output/model")
     result = det.scan("photo.jpg")
     print(result.has_logo, [b.as_dict() for b in result.boxes])
@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from detector.backends import Backend, open_backend
 from detector.errors import DetectorError, ImageLoadError
-from detector.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, LoadedImage, load_image
-from detector.pipeline.options import check_int
-from detector.pipeline.scan import ScanOptions, scan_pixels
+from detector.images import ImageLimits, LoadedImage, load_image
+from detector.pipeline.options import ScanOptions
+from detector.pipeline.scan import scan_pixels
 from detector.results.record import ScanResult
-
-#: The most pixels --max-pixels may allow (a 100,000 x 100,000 image; 30 GB decoded).
-MAX_PIXELS_LIMIT = 10**10
 
 DEMO_MODEL = Path("demo-output") / "model"
 
@@ -42,22 +40,20 @@ def default_model_path() -> Path:
 
 
 class Detector:
-    """A loaded model and the scan options it uses unless a call passes others.
+    """A loaded model, the scan options it uses unless a call passes others, and the decoder's limits.
 
-    `max_pixels` and `max_file_bytes` are the decoder's limits: a file over either is refused (from
-    its header, or from stat before a byte is read) with an error result, never decoded."""
+    Example:
+        >>> from detector import Detector, ScanOptions
+        >>> det = Detector.load("demo-output/model", options=ScanOptions(mode="dense"))  # doctest: +SKIP
+        >>> result = det.scan("photo.jpg")  # doctest: +SKIP
+        >>> result.has_logo, [b.label for b in result.boxes]  # doctest: +SKIP
+        (True, ['demo'])
+    """
 
-    def __init__(
-        self,
-        backend: Backend,
-        options: ScanOptions | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-    ):
+    def __init__(self, backend: Backend, options: ScanOptions | None = None, limits: ImageLimits | None = None):
         self.backend = backend
-        self.options = _checked_options(options, ScanOptions())
-        self.max_pixels = check_int("max_pixels", max_pixels, 1, MAX_PIXELS_LIMIT)
-        self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1, 2**50)
+        self.options = _checked(options, ScanOptions(), ScanOptions, "options")
+        self.limits = _checked(limits, ImageLimits(), ImageLimits, "limits")
 
     @classmethod
     def load(
@@ -65,12 +61,21 @@ class Detector:
         path: str | Path | None = None,
         backend: str = "auto",
         options: ScanOptions | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        limits: ImageLimits | None = None,
         shared_cpu: bool = False,
-        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> Detector:
-        _checked_options(options, None)  # before the model is loaded: a bad call fails fast
-        return cls(open_backend(path or default_model_path(), backend, shared_cpu), options, max_pixels, max_file_bytes)
+        """Open a model directory or .onnx file (default: $DETECT_MODEL, else the demo model)."""
+        _checked(options, None, ScanOptions, "options")  # before the model is loaded: a bad call fails fast
+        _checked(limits, None, ImageLimits, "limits")
+        return cls(open_backend(path or default_model_path(), backend, shared_cpu), options, limits)
+
+    @property
+    def max_pixels(self) -> int:
+        return self.limits.max_pixels
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.limits.max_file_bytes
 
     @property
     def meta(self):
@@ -78,7 +83,7 @@ class Detector:
 
     def scan(self, image: str | Path | np.ndarray, options: ScanOptions | None = None) -> ScanResult:
         """Scan a path or an RGB uint8 array. A file that cannot be read gives a result with `errors`."""
-        opts = _checked_options(options, self.options)
+        opts = _checked(options, self.options, ScanOptions, "options")
         if isinstance(image, np.ndarray):
             return scan_pixels(self.backend, _as_rgb(image), opts)
         try:
@@ -94,7 +99,7 @@ class Detector:
     ) -> ScanResult:
         """Scan an image already decoded by `load_image`; the result carries its path and content hash."""
         name = loaded.path if path is None else path
-        result = scan_pixels(self.backend, loaded.pixels, _checked_options(options, self.options), name)
+        result = scan_pixels(self.backend, loaded.pixels, _checked(options, self.options, ScanOptions, "options"), name)
         result.sha256 = loaded.sha256
         return result
 
@@ -106,13 +111,13 @@ class Detector:
         )
 
 
-def _checked_options(options: object, default: ScanOptions | None) -> ScanOptions | None:
-    """`options`, or `default` when None; anything but a ScanOptions (a dict, say) is a clear error."""
-    if options is None:
+def _checked(value: object, default: object, kind: type, name: str) -> Any:
+    """`value`, or `default` when None; anything but a `kind` (a dict, say) is a clear error."""
+    if value is None:
         return default
-    if not isinstance(options, ScanOptions):
-        raise DetectorError(f"options must be a ScanOptions, got {type(options).__name__}")
-    return options
+    if not isinstance(value, kind):
+        raise DetectorError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def _as_rgb(a: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ def report_step(backend: Any, images: list[Path], out: Path, log: Any = print) -
     from detector.api import Detector
     from detector.report import build
     from detector.results.folders import scan_many
-    from detector.results.writer import ScanWriter
+    from detector.results.writer import OutputOptions, ScanWriter
     from detector.video.decode import Sampling
     from detector.video.synth import write_demo_video
 
@@ -51,7 +51,7 @@ def report_step(backend: Any, images: list[Path], out: Path, log: Any = print) -
     det = Detector(backend)
     from rich.console import Console
 
-    writer = ScanWriter("jsonl", results, None, [], backend.meta, False, False, Console(quiet=True), False)
+    writer = ScanWriter(OutputOptions(format="jsonl", output=str(results)), backend.meta, console=Console(quiet=True))
     try:
         summary = scan_many(
             det,
@@ -104,12 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     from detector.console.tables import confusion_table, dataset_table, evaluation_table, export_table, scene_table
     from detector.data.boxes import read_box_dataset
     from detector.data.folders import scan_dataset
-    from detector.evaluation.scenes import calibrate, evaluate_scenes
+    from detector.evaluation.calibrate import calibrate, save_calibration
+    from detector.evaluation.scenes import evaluate_scenes
     from detector.evaluation.tiles import evaluate
-    from detector.model.store import update_meta
-    from detector.pipeline.scan import ScanOptions
+    from detector.pipeline.options import ScanOptions
     from detector.results.folders import list_images, scan_many
-    from detector.results.writer import ScanWriter
+    from detector.results.writer import OutputOptions, ScanWriter
     from detector.synth import SynthConfig, synthesize
     from detector.training import TrainConfig, mine_hard_negatives, train
     from export.onnx_export import export_model
@@ -193,20 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     backend = open_backend(onnx_file)  # the same numbers as Keras (step 4), at about twice the speed
     cal = calibrate(backend, read_box_dataset(out / "val" / "scenes"), 0.9, "all")
-    m = backend.meta
-    update_meta(
-        model,
-        validation={**m.validation, "calibration": cal},
-        image_thresholds=m.image_thresholds,
-        cam_threshold=m.cam_threshold,
-        join_cells=m.join_cells,
-        box_calibration=m.box_calibration,
-    )
-    for c, t in cal["image_thresholds"].items():
+    save_calibration(model, cal)
+    for c, t in cal.report["image_thresholds"].items():
         console.print(
             f"{c}: image threshold {t['threshold']:.4g} (validation precision {t['precision']:.3f}, "
-            f"recall {t['recall']:.3f}); CAM threshold {cal['cam_threshold']:g}, "
-            f"join {cal['join_cells']:g} cells",
+            f"recall {t['recall']:.3f}); CAM threshold {cal.cam_threshold:g}, "
+            f"join {cal.join_cells:g} cells",
             highlight=False,
         )
     export_model(model, onnx_file, check=False, log=lambda s: None)  # the calibrated values into the file
@@ -227,15 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     det = Detector(backend, ScanOptions(heatmap=True))
     writer = ScanWriter(
-        "text",
-        None,
-        scans,
-        [out / "test" / "scenes" / "images"],
+        OutputOptions(annotated_dir=str(scans), print_boxes=True),
         backend.meta,
-        show_boxes=True,
-        append=False,
+        [out / "test" / "scenes" / "images"],
         console=console,
-        single=False,
     )
     scan_many(det, images, writer.add, progress=False)
     writer.close()

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from detector.errors import ImageLoadError
+from detector.options import check_fields, option
 
 #: Extensions treated as images when walking folders (matched case-insensitively).
 IMAGE_EXTENSIONS = frozenset(
@@ -32,6 +33,35 @@ DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_FILE_BYTES = 256 * 2**20
 #: The only formats parsed (Pillow names). Photo folders hold these; anything else (EPS, which Pillow
 #: hands to Ghostscript, PSD, ICO, ...) is "not an image", whatever its extension says.
+#: The most pixels max_pixels may allow (a 100,000 x 100,000 image; 30 GB decoded).
+MAX_PIXELS_LIMIT = 10**10
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """The decoder's limits: a file over either is refused (from its header, or from stat before a
+    byte is read) with an error result, never decoded.
+
+    Example:
+        >>> ImageLimits(max_file_mb=1).max_file_bytes
+        1048576
+    """
+
+    max_pixels: int = option(
+        DEFAULT_MAX_PIXELS, "Refuse larger images (decompression bombs).", range=(1, MAX_PIXELS_LIMIT)
+    )
+    max_file_mb: float = option(
+        DEFAULT_MAX_FILE_BYTES / 2**20, "Refuse larger files, from stat, before reading them.", range=(0.001, 2**30)
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 2**20)
+
+
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM")  # JPEG covers MPO (phones)
 
 # Pillow refuses truncated files by default, which is what we want; never silently pad with grey.

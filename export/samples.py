@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.errors import DatasetError
-from detector.model.store import ModelMeta
+from detector.model.meta import ModelMeta
 
 #: Scenes tried beyond 4 per tile before giving up (a tile size no scan plan of a 640x480 scene fits).
 _MAX_SCENES = 50

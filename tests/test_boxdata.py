@@ -10,16 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.data.boxes import (
-    Box,
-    ImageRecord,
-    import_box_dataset,
-    read_box_dataset,
-    to_coco,
-    write_csv,
-    write_yolo,
-)
+from detector.data.boxes import ImageRecord, import_box_dataset, read_box_dataset, to_coco, write_csv, write_yolo
 from detector.errors import DatasetError
+from detector.geometry import Box
 from tests.helpers import run_cli
 
 RECORDS = [

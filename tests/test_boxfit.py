@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.pipeline.boxes import Detection, box_iou
+from detector.geometry import Box, Detection, box_iou
 from detector.pipeline.calibration import (
     BoxCorrection,
     BoxScorer,
@@ -35,7 +35,7 @@ def _distorted(rng: np.random.Generator, n: int) -> tuple[list[list[Detection]],
         d = Detection("logo", 0.9, cx - pw / 2, cy - ph / 2, cx + pw / 2, cy + ph / 2, scale)
         far = Detection("logo", 0.5, 900, 900, 940, 940, 1.0)
         preds.append([d, far])
-        truth.append([("logo", x, y, x + side, y + side)])
+        truth.append([Box("logo", x, y, x + side, y + side)])
     return preds, truth
 
 
@@ -51,7 +51,7 @@ def test_fit_recovers_the_distortion_and_correcting_lifts_iou() -> None:
     test_preds, test_truth = _distorted(np.random.default_rng(1), 40)
     before, after = [], []
     for dets, gts in zip(test_preds, test_truth, strict=True):
-        g = tuple(gts[0][1:])
+        g = gts[0]
         fixed = correct_boxes(dets[:1], corr, TILE, 2000, 2000)
         before.append(box_iou(g, (dets[0].x1, dets[0].y1, dets[0].x2, dets[0].y2)))
         after.append(box_iou(g, (fixed[0].x1, fixed[0].y1, fixed[0].x2, fixed[0].y2)))
@@ -65,9 +65,9 @@ def test_round_trip_clipping_and_too_few_pairs() -> None:
     (out,) = correct_boxes([d], corr, TILE, 60, 60)
     assert (out.x1, out.y1) == (0.0, 0.0) and out.x2 == 60.0 and out.y2 <= 60.0  # grown, kept inside
     assert correct_boxes([d], None, TILE, 60, 60) == [d]
-    rows = pair_boxes([[d]], [[("logo", 0, 0, 50, 40)]], TILE)
+    rows = pair_boxes([[d]], [[Box("logo", 0, 0, 50, 40)]], TILE)
     assert fit_correction(rows) is None  # one pair is not a fit
-    assert len(pair_boxes([[d]], [[("other", 0, 0, 50, 40)]], TILE)) == 0  # labels must match
+    assert len(pair_boxes([[d]], [[Box("other", 0, 0, 50, 40)]], TILE)) == 0  # labels must match
 
 
 def _fragmented(rng: np.random.Generator, n: int) -> tuple[list[list[Detection]], list[list[tuple]]]:
@@ -83,7 +83,7 @@ def _fragmented(rng: np.random.Generator, n: int) -> tuple[list[list[Detection]]
         if rng.random() < 0.5:
             dets.append(Detection("logo", float(rng.uniform(0.5, 0.9)), 400, 300, 430, 330, 1.56))
         preds.append(dets)
-        truth.append([("logo", x, y, x + side, y + side)])
+        truth.append([Box("logo", x, y, x + side, y + side)])
     return preds, truth
 
 

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.api import Detector
-from detector.pipeline.scan import ScanOptions, plan_pyramid, plan_scales
+from detector.pipeline.options import ScanOptions
+from detector.pipeline.plan import plan_pyramid, plan_scales
 from detector.pipeline.tiling import BudgetError, count_windows, pyramid_tiles
 
 #: default_scales / plan_scales as they were at 9ca9ee9: the demo's plans must not move.

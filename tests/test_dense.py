@@ -12,10 +12,11 @@ from detector.api import Detector
 from detector.backends import open_backend
 from detector.data.boxes import read_box_dataset
 from detector.errors import DetectorError
+from detector.geometry import box_iou
 from detector.images import load_image
-from detector.pipeline.boxes import box_iou
 from detector.pipeline.dense import dense_evidence
-from detector.pipeline.scan import ScanOptions, tile_evidence
+from detector.pipeline.evidence import tile_evidence
+from detector.pipeline.options import ScanOptions
 from detector.pipeline.tiling import cut_tiles, default_scales
 
 

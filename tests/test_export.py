@@ -16,8 +16,8 @@ from detector.backends import open_backend
 from detector.backends.onnx_backend import OnnxBackend, pick_providers
 from detector.data.boxes import read_box_dataset
 from detector.errors import ModelDirError
+from detector.geometry import box_iou
 from detector.model.store import read_meta
-from detector.pipeline.boxes import box_iou
 from export.onnx_export import FP32_CAM_CORRELATION, FP32_PROB_TOLERANCE, export_model
 from tests.helpers import ROOT, run_cli
 

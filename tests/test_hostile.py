@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detector.results.record import path_from_record
-from detector.serve.options import OPTIONS
+from detector.serve.options import API_OPTIONS
 from detector.serve.process import ServerProcess
 from tests import hostile_corpus as hc
 from tests.helpers import ROOT, run_cli
@@ -248,7 +248,7 @@ TINY = hc.encode(np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    name=st.sampled_from(sorted(OPTIONS)),
+    name=st.sampled_from(sorted(API_OPTIONS)),
     value=st.sampled_from(HOSTILE_TEXT) | st.text(max_size=16) | st.floats().map(repr) | st.integers().map(str),
     where=st.sampled_from(["query", "form"]),
 )

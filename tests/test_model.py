@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from detector.errors import ModelDirError, WeightsError
-from detector.model.store import feature_extractor, load_model_dir, new_model, read_meta
+from detector.model.network import feature_extractor, new_model
+from detector.model.store import load_model_dir, read_meta
 from tests.helpers import run_cli
 
 

@@ -154,7 +154,7 @@ def test_report_counts_shares_and_area_statistics_match_the_boxes(tmp_path: Path
 
 
 def test_report_python_api_takes_scan_results_and_by_path(tmp_path: Path) -> None:
-    from detector.pipeline.boxes import Detection
+    from detector.geometry import Detection
     from detector.results.record import ScanResult
 
     results = [
@@ -182,7 +182,7 @@ def test_report_cli_bad_input_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n[1, 2]\n")
     r = run_cli("report", str(bad), str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o"), "--by", "path:(")
-    assert r.returncode == 2 and "--by path:(: not a regular expression" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "by path:(: not a regular expression" in r.stderr and "Traceback" not in r.stderr
 
 
 # -- video ------------------------------------------------------------------------------------------

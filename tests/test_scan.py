@@ -17,10 +17,10 @@ from PIL import Image
 
 from detector.api import Detector
 from detector.backends import open_backend
+from detector.geometry import box_iou
 from detector.model.store import load_model_dir, read_meta
-from detector.pipeline.boxes import box_iou
 from detector.pipeline.cam import gradcam_from_cams, gradcam_tape
-from detector.pipeline.scan import ScanOptions
+from detector.pipeline.options import ScanOptions
 from detector.synth.compose import alpha_paste, procedural_background
 from detector.synth.demo_logo import demo_logo
 from tests.conftest import CAM_LAYER
@@ -137,7 +137,7 @@ def test_two_logos_of_very_different_sizes_give_two_boxes(detector: Detector, se
 
 
 def test_a_logo_cut_by_tile_borders_gives_one_box(detector: Detector) -> None:
-    from detector.pipeline.scan import plan_scales
+    from detector.pipeline.plan import plan_scales
     from detector.pipeline.tiling import tiles_for_level
 
     scale = plan_scales(320, 240, 80, detector.options)[1]
@@ -275,7 +275,7 @@ def test_calibrate_and_scene_evaluation(calibrated_model: Path, scene_data: Path
     assert meta.box_calibration["correction"]["pairs"] >= 8 and meta.box_calibration["scorer"]
     detector = Detector.load(model)
     img = _scene(41, [(150, 60, 90)])
-    fixed, raw = detector.scan(img), detector.scan(img, ScanOptions(calibrated_boxes=False))
+    fixed, raw = detector.scan(img), detector.scan(img, ScanOptions(box_calibration=False))
     assert fixed.boxes and len(fixed.boxes) == len(raw.boxes)
     assert [b.as_dict() for b in fixed.boxes] != [b.as_dict() for b in raw.boxes]
     from detector.backends.onnx_backend import OnnxBackend

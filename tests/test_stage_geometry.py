@@ -188,9 +188,5 @@ def test_nms_keeps_no_overlapping_pair_and_drops_only_under_a_better_box(items, 
         assert any(k.label == d.label and k.score > d.score and iou(k, d) > threshold for k in kept)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Detections.with_nms passes score_threshold 0.0 to cv2.dnn.NMSBoxes, which keeps only scores > 0",
-)
 def test_nms_keeps_a_lone_box_of_score_zero() -> None:
     assert len(nms([_det("a", 0.0, 0, 0, 10, 10)])) == 1

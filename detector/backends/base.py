@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from detector.model.store import ModelMeta
+from detector.model.meta import ModelMeta
 
 
 @dataclass(frozen=True)

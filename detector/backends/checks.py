@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from detector.errors import ModelDirError
-from detector.model.store import CAM_GEOMETRY, MIN_INPUT_SIZE, ModelMeta
+from detector.model.meta import CAM_GEOMETRY, MIN_INPUT_SIZE, ModelMeta
 
 MAX_INPUT_SIZE = 4096
 
@@ -52,7 +52,7 @@ def _problems(meta: ModelMeta) -> list[str]:
 
 
 def _calibration_problems(meta: ModelMeta) -> list[str]:
-    from detector.pipeline.boxes import Detection
+    from detector.geometry import Detection
     from detector.pipeline.calibration import BoxCalibration
 
     if not isinstance(meta.box_calibration, dict):

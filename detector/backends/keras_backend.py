@@ -15,7 +15,8 @@ import numpy as np
 from detector.backends.base import BackendOutput
 from detector.backends.checks import check_meta, probe_outputs
 from detector.errors import ModelDirError
-from detector.model.store import META_FILE, ModelMeta, load_model_dir, model_sha256, read_meta
+from detector.model.meta import META_FILE, ModelMeta
+from detector.model.store import load_model_dir, model_sha256, read_meta
 
 
 def cam_forward(model):
@@ -59,9 +60,13 @@ class KerasBackend:
         self._forward = tf.function(cam_forward(model), reduce_retracing=True)
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> KerasBackend:
+    def load(cls, model_dir: str | Path, shared_cpu: bool = False) -> KerasBackend:
         """Open a model directory, checked whole before it is used (detector.backends.checks): a
-        damaged or foreign directory is a one-line ModelDirError here, never at the first scan."""
+        damaged or foreign directory is a one-line ModelDirError here, never at the first scan.
+        (`shared_cpu` is for onnxruntime's thread spinning; TF has no such setting to change.)"""
+        from detector.tfquiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
         check_meta(read_meta(model_dir), str(Path(model_dir) / META_FILE))
         model, meta = load_model_dir(model_dir)
         try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.model.store import CAM_GEOMETRY, ModelMeta
+from detector.model.meta import CAM_GEOMETRY, ModelMeta
 
 FORMAT = "logo-detector/onnx@1"
 INPUT = "pixels"  # float32 [N, H, W, 3], RGB 0..255, any N, H, W (>= 75)

@@ -17,28 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detector.errors import DatasetError
+from detector.geometry import Box
 from detector.images import is_image_path
 
 ANNOTATIONS = "annotations.json"
 BOXES_CSV = "boxes.csv"
 IMAGES = "images"
-
-
-@dataclass(frozen=True)
-class Box:
-    label: str
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-
-    @property
-    def width(self) -> float:
-        return self.x2 - self.x1
-
-    @property
-    def height(self) -> float:
-        return self.y2 - self.y1
 
 
 @dataclass
@@ -71,28 +55,11 @@ def labels_of(images: Iterable[ImageRecord]) -> list[str]:
 
 
 def to_coco(images: list[ImageRecord], labels: list[str] | None = None) -> dict:
-    labels = labels or labels_of(images)
-    cat = {name: i + 1 for i, name in enumerate(labels)}
-    out_images, anns = [], []
-    for i, rec in enumerate(images, start=1):
-        out_images.append({"id": i, "file_name": rec.file, "width": rec.width, "height": rec.height})
-        for b in rec.boxes:
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": i,
-                    "category_id": cat[b.label],
-                    "bbox": [round(b.x1, 2), round(b.y1, 2), round(b.width, 2), round(b.height, 2)],
-                    "area": round(b.width * b.height, 2),
-                    "iscrowd": 0,
-                }
-            )
-    return {
-        "info": {"description": "logo-detector box dataset"},
-        "images": out_images,
-        "annotations": anns,
-        "categories": [{"id": i, "name": n, "supercategory": "logo"} for n, i in cat.items()],
-    }
+    """The box dataset's ground truth as COCO (the one writer, detector.results.coco)."""
+    from detector.results.coco import coco_document
+
+    entries = [({"file_name": rec.file, "width": rec.width, "height": rec.height}, rec.boxes) for rec in images]
+    return coco_document(entries, labels or labels_of(images))
 
 
 def from_coco(data: dict) -> list[ImageRecord]:
@@ -230,9 +197,17 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
+def guess_format(source: Path) -> str:
+    """The annotation format of `source`: a folder is YOLO, a .csv CSV, a .json COCO."""
+    fmt = "yolo" if source.is_dir() else {".csv": "csv", ".json": "coco"}.get(source.suffix.lower(), "")
+    if not fmt:
+        raise DatasetError(f"{source}: cannot guess the format; pass --format csv|coco|yolo")
+    return fmt
+
+
 def import_box_dataset(
     source: Path,
-    fmt: str,
+    fmt: str | None,
     out: Path,
     images_dir: Path | None = None,
     include_unlabelled: bool = True,
@@ -246,52 +221,24 @@ def import_box_dataset(
     FlickrLogos ships), only images labelled none/no-logo become negatives, and an image labelled with
     a brand but given no box is skipped rather than taught as "no logo".
     """
-    skipped: list[tuple[str, str]] = []
-    per_image = _read_image_labels(image_labels) if image_labels else None
-    if fmt == "coco":
-        try:
-            data = json.loads(Path(source).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise DatasetError(f"{source}: cannot read COCO JSON ({e})") from None
-        records = from_coco(data)
-        labels = [c["name"] for c in sorted(data["categories"], key=lambda c: c["id"])]
-        images_dir = images_dir or Path(source).parent / IMAGES
-        boxes = {r.file: r.boxes for r in records}
-    elif fmt == "csv":
-        boxes = read_csv(Path(source))
-        images_dir = images_dir or Path(source).parent / IMAGES
-        labels = labels_of(ImageRecord(f, 0, 0, b) for f, b in boxes.items())
-    elif fmt == "yolo":
-        src = Path(source)
-        classes = src / "classes.txt"
-        if not classes.is_file():
-            raise DatasetError(f"{src}: a YOLO folder needs classes.txt (one class name per line)")
-        labels = [line.strip() for line in classes.read_text().splitlines() if line.strip()]
-        images_dir = images_dir or (src / IMAGES if (src / IMAGES).is_dir() else src)
-        boxes = None
-    else:
-        raise DatasetError(f"unknown format '{fmt}': use csv, coco or yolo")
+    fmt = fmt or guess_format(source)
+    labels, images_dir, boxes = _read_annotations(Path(source), fmt, images_dir)
     if not images_dir.is_dir():
         raise DatasetError(f"{images_dir}: image folder not found (pass --images DIR)")
-
     files = sorted(
         p.relative_to(images_dir).as_posix() for p in images_dir.rglob("*") if p.is_file() and is_image_path(p)
     )
+    skipped: list[tuple[str, str]] = []
     if boxes is not None:
-        for f in sorted(set(boxes) - set(files)):
-            skipped.append((f, "listed in the annotations but not found in the image folder"))
+        skipped += [
+            (f, "listed in the annotations but not found in the image folder") for f in sorted(set(boxes) - set(files))
+        ]
+    keep = _Keep(_read_image_labels(image_labels) if image_labels else None, include_unlabelled, negative_labels)
     records_out: list[ImageRecord] = []
     for f in files:
         has = boxes.get(f) if boxes is not None else None
-        if boxes is not None and not has:
-            if per_image is not None:
-                if f not in per_image:
-                    continue
-                if per_image[f] not in negative_labels:
-                    skipped.append((f, f"labelled {per_image[f]} but has no box"))
-                    continue
-            elif not include_unlabelled:
-                continue
+        if boxes is not None and not has and not keep.unboxed(f, skipped):
+            continue
         size = _image_size(images_dir / f)
         if size is None:
             skipped.append((f, "not a readable image"))
@@ -307,3 +254,45 @@ def import_box_dataset(
         records_out.append(ImageRecord(f, w, h, [b for b in clipped if b.width > 1 and b.height > 1]))
         _link(images_dir / f, out / IMAGES / f)
     return write_box_dataset(out, records_out, labels), skipped
+
+
+@dataclass(frozen=True)
+class _Keep:
+    """Which images without boxes an import keeps (as negatives)."""
+
+    per_image: dict[str, str] | None  # file -> its image label (FlickrLogos' list), when given
+    include_unlabelled: bool
+    negative_labels: tuple[str, ...]
+
+    def unboxed(self, f: str, skipped: list[tuple[str, str]]) -> bool:
+        if self.per_image is None:
+            return self.include_unlabelled
+        if f not in self.per_image:
+            return False
+        if self.per_image[f] not in self.negative_labels:
+            skipped.append((f, f"labelled {self.per_image[f]} but has no box"))
+            return False
+        return True
+
+
+def _read_annotations(
+    source: Path, fmt: str, images_dir: Path | None
+) -> tuple[list[str], Path, dict[str, list[Box]] | None]:
+    """(labels, image folder, boxes per file); boxes None for YOLO, read per image with its size."""
+    if fmt == "coco":
+        try:
+            data = json.loads(source.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DatasetError(f"{source}: cannot read COCO JSON ({e})") from None
+        labels = [c["name"] for c in sorted(data["categories"], key=lambda c: c["id"])]
+        return labels, images_dir or source.parent / IMAGES, {r.file: r.boxes for r in from_coco(data)}
+    if fmt == "csv":
+        boxes = read_csv(source)
+        return labels_of(ImageRecord(f, 0, 0, b) for f, b in boxes.items()), images_dir or source.parent / IMAGES, boxes
+    if fmt == "yolo":
+        classes = source / "classes.txt"
+        if not classes.is_file():
+            raise DatasetError(f"{source}: a YOLO folder needs classes.txt (one class name per line)")
+        labels = [line.strip() for line in classes.read_text().splitlines() if line.strip()]
+        return labels, images_dir or (source / IMAGES if (source / IMAGES).is_dir() else source), None
+    raise DatasetError(f"unknown format '{fmt}': use csv, coco or yolo")

@@ -14,8 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.data.boxes import Box, BoxDataset
+from detector.data.boxes import BoxDataset
 from detector.data.folders import DEFAULT_NEGATIVE_CLASS
+from detector.geometry import Box
 from detector.images import load_image
 from detector.pipeline.tiling import Tile, cut_tiles, pyramid_tiles, resize_level
 
@@ -60,7 +61,7 @@ def scan_scales(width: int, height: int, size: int) -> list[float]:
     """The levels the scanner's default plan gives this image (its upscale cap and window budget), so
     training tiles look like the tiles a scan will see; none for an image no plan can fit."""
     from detector.pipeline.options import ScanOptions
-    from detector.pipeline.scan import plan_scales
+    from detector.pipeline.plan import plan_scales
     from detector.pipeline.tiling import BudgetError
 
     try:

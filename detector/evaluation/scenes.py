@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +23,12 @@ from detector.data.boxes import BoxDataset, ImageRecord
 from detector.data.boxes import to_coco as coco_annotations
 from detector.data.folders import split_of
 from detector.errors import DatasetError, ImageLoadError
-from detector.evaluation.metrics import choose_threshold
 from detector.images import load_image
-from detector.model.store import ModelMeta
-from detector.pipeline.calibration import BoxCalibration, fit_box_calibration
-from detector.pipeline.scan import ScanOptions, TileEvidence, assemble_result, tile_evidence
+from detector.pipeline.evidence import TileEvidence, tile_evidence
+from detector.pipeline.options import ScanOptions
+from detector.pipeline.scan import assemble_result
+from detector.results.coco import coco_document
 from detector.results.record import ScanResult
-
-CAM_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7)
-JOIN_CANDIDATES = (2.0, 4.0)
 
 
 def scene_split(ds: BoxDataset, split: str) -> list[ImageRecord]:
@@ -97,13 +94,10 @@ def box_ap(results: list[ScanResult], records: list[ImageRecord], classes: list[
     # boxes of labels the model does not know are left out, detections are the scan results.
     known = [ImageRecord(r.file, r.width, r.height, [b for b in r.boxes if b.label in classes]) for r in records]
     gt = coco_annotations(known, classes)
+    size = [{"file_name": r.file, "width": r.width, "height": r.height} for r in records]
+    dets = coco_document(list(zip(size, [res.boxes for res in results], strict=True)), classes, digits=None)
+    dets = dets["annotations"]  # judged for `classes` only
     cat = {c["name"]: c["id"] for c in gt["categories"]}
-    dets = [
-        {"image_id": i, "category_id": cat[d.label], "score": d.score, "bbox": [d.x1, d.y1, d.x2 - d.x1, d.y2 - d.y1]}
-        for i, res in enumerate(results, start=1)
-        for d in res.boxes
-        if d.label in cat  # judged for `classes` only
-    ]
     if not gt["annotations"]:
         return {"ap50": None, "ap": None, "per_class_ap50": {}}
     if not dets:
@@ -168,98 +162,12 @@ def evaluate_scenes(
     return SceneReport(report, results, recs)
 
 
-def _fit_and_judge(r: SceneReport, meta: ModelMeta) -> tuple[BoxCalibration, float]:
-    """The box calibration fitted on a report's boxes, and the AP@0.5 of the boxes it gives."""
-    tile = meta.input_size
-    truth = [[(b.label, b.x1, b.y1, b.x2, b.y2) for b in rec.boxes] for rec in r.records]
-    sizes = [(res.width, res.height) for res in r.results]
-    fit = fit_box_calibration([res.boxes for res in r.results], truth, sizes, tile)
-    final = [replace(res, boxes=fit.apply(res.boxes, tile, res.width, res.height)) for res in r.results]
-    return fit, box_ap(final, r.records, meta.positive_classes)["ap50"] or 0.0
+def write_scene_report(report: dict, model: Path, data_dir: Path, split: str, report_dir: Path | None = None) -> Path:
+    """Save a scene report as JSON: in `report_dir`, else the model's evaluation/ folder; its path."""
+    import json
 
-
-def calibrate(
-    backend: Backend,
-    ds: BoxDataset,
-    target_precision: float,
-    split: str = "val",
-    opts: ScanOptions | None = None,
-    candidates: tuple[float, ...] = CAM_THRESHOLD_CANDIDATES,
-    joins: tuple[float, ...] = JOIN_CANDIDATES,
-    fallback: BoxDataset | None = None,
-) -> dict:
-    """Choose image thresholds (target precision), and the CAM threshold, fragment joining and box
-    calibration (best AP@0.5 after calibration) on `split` scenes.
-
-    A few dozen real photos often hold too few boxes to fit the box calibration; `fallback` (e.g.
-    synthetic validation scenes of the same brands, all of them used) then supplies the box stage's
-    choices, while the image thresholds stay those of the real photos."""
-    opts = opts or ScanOptions()
-    records = scene_split(ds, split)
-    if not records:
-        raise DatasetError(f"{ds.root}: no scenes in the '{split}' split to calibrate on")
-    evidence = collect_evidence(backend, ds, records, opts, progress="calibrate")
-    meta = backend.meta
-    neg = meta.classes.index(meta.negative_class)
-    image_thresholds, chosen = {}, {}
-    for ci, c in enumerate(meta.classes):
-        if ci == neg:
-            continue
-        y = np.array([any(b.label == c for b in r.boxes) for r, _ in evidence])
-        s = np.array([float(ev.probs[:, ci].max()) if len(ev.probs) else 0.0 for _, ev in evidence])
-        ch = choose_threshold(y, s, target_precision, among="f1")
-        image_thresholds[c] = float(ch.threshold)
-        chosen[c] = {
-            "threshold": float(ch.threshold),
-            "precision": round(ch.precision, 4),
-            "recall": round(ch.recall, 4),
-            "reached": ch.reached,
-        }
-    meta.image_thresholds = image_thresholds
-    meta.box_calibration = None  # the candidates are judged on raw boxes, each with its own fit
-    table, raw, fits = {}, {}, {}
-    for j in joins:
-        for t in candidates:
-            r = evaluate_scenes(backend, ds, split, replace(opts, cam_threshold=t, join_cells=j), evidence)
-            raw[(j, t)] = r.report["box"]["ap50"] or 0.0
-            fits[(j, t)], table[(j, t)] = _fit_and_judge(r, meta)
-    best_j, best_t = max(table, key=lambda jt: (table[jt], -abs(jt[1] - 0.5)))
-    best = fits[(best_j, best_t)]
-    source = "calibration scenes"
-    if not (best.correction or best.scorer) and fallback is not None:
-        box_stage = _box_stage(backend, fallback, opts, candidates, joins)
-        if box_stage is not None:
-            (best_j, best_t), best, table = box_stage
-            source = f"fallback scenes ({fallback.root}): too few boxes in the calibration scenes"
-    meta.cam_threshold, meta.join_cells = best_t, best_j
-    calibration = best.as_dict() if (best.correction or best.scorer) else None  # None: too few boxes to fit
-    meta.box_calibration = calibration
-    return {
-        "box_calibration_source": source if calibration else None,
-        "split": split,
-        "images": len(evidence),
-        "target_precision": target_precision,
-        "image_thresholds": chosen,
-        "cam_threshold": best_t,
-        "join_cells": best_j,
-        "box_calibration": calibration,
-        "ap50_by_join_and_cam_threshold": {f"join {j:g}, threshold {t:g}": v for (j, t), v in table.items()},
-        "ap50_uncalibrated": {f"join {j:g}, threshold {t:g}": v for (j, t), v in raw.items()},
-    }
-
-
-def _box_stage(
-    backend: Backend, ds: BoxDataset, opts: ScanOptions, candidates: tuple[float, ...], joins: tuple[float, ...]
-) -> tuple[tuple[float, float], BoxCalibration, dict] | None:
-    """The box stage's choices fitted on all of `ds`: ((join, CAM threshold), fit, AP table), or None
-    when these scenes too are too few to fit a calibration."""
-    evidence = collect_evidence(backend, ds, list(ds.images), opts, progress="calibrate (fallback)")
-    table, fits = {}, {}
-    for j in joins:
-        for t in candidates:
-            r = evaluate_scenes(backend, ds, "all", replace(opts, cam_threshold=t, join_cells=j), evidence)
-            fits[(j, t)], table[(j, t)] = _fit_and_judge(r, backend.meta)
-    best = max(table, key=lambda jt: (table[jt], -abs(jt[1] - 0.5)))
-    if not (fits[best].correction or fits[best].scorer):
-        return None
-    return best, fits[best], table
+    dest = report_dir or (model if model.is_dir() else model.parent) / "evaluation"
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"scenes-{data_dir.name}-{split}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

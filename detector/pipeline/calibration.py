@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from detector.pipeline.boxes import Detection, box_iou
+from detector.geometry import Box, Detection, corners, intersection, iou
 
 #: What the box scorer sees of a box, in this order (see `box_features`).
 SCORER_FEATURES = (
@@ -82,23 +82,21 @@ def _fill(d: Detection, tile: int) -> float:
     return max(d.x2 - d.x1, d.y2 - d.y1, 1e-3) * d.scale / tile
 
 
-def pair_boxes(
-    predicted: list[list[Detection]], truth: list[list[tuple[str, float, float, float, float]]], tile: int
-) -> np.ndarray:
+def pair_boxes(predicted: list[list[Detection]], truth: list[list[Box]], tile: int) -> np.ndarray:
     """Rows (log fill, log w ratio, log h ratio, centre dx, centre dy) for every predicted box that
-    overlaps a true box of its label; `truth` holds (label, x1, y1, x2, y2) per image."""
+    overlaps a true box of its label; `truth` holds the true boxes of each image."""
     rows = []
     for dets, gts in zip(predicted, truth, strict=True):
         for d in dets:
             best, best_iou = None, PAIR_IOU
-            for label, *g in gts:
-                iou = box_iou(tuple(g), (d.x1, d.y1, d.x2, d.y2)) if label == d.label else 0.0
-                if iou >= best_iou:
-                    best, best_iou = g, iou
+            for g in gts:
+                overlap = iou(g, d) if g.label == d.label else 0.0
+                if overlap >= best_iou:
+                    best, best_iou = g, overlap
             if best is None:
                 continue
             pw, ph = max(d.x2 - d.x1, 1e-3), max(d.y2 - d.y1, 1e-3)
-            gx1, gy1, gx2, gy2 = best
+            gx1, gy1, gx2, gy2 = corners(best)
             rows.append(
                 (
                     math.log(_fill(d, tile)),
@@ -151,18 +149,14 @@ def correct_boxes(
     return out
 
 
-def _inter(a: Detection, b: Detection) -> float:
-    return max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1)) * max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
-
-
 def box_features(dets: list[Detection], tile: int) -> np.ndarray:
     """One row of SCORER_FEATURES per box of one image (all labels: overlaps are judged per label)."""
     rows = []
     for d in dets:
         w, h = max(d.x2 - d.x1, 1e-3), max(d.y2 - d.y1, 1e-3)
         same = [k for k in dets if k is not d and k.label == d.label]
-        inside = any(_inter(k, d) / (w * h) > 0.5 for k in same)
-        contains = any(_inter(k, d) / max((k.x2 - k.x1) * (k.y2 - k.y1), 1e-6) > 0.5 for k in same)
+        inside = any(intersection(k, d) / (w * h) > 0.5 for k in same)
+        contains = any(intersection(k, d) / max((k.x2 - k.x1) * (k.y2 - k.y1), 1e-6) > 0.5 for k in same)
         p = min(max(d.score, 1e-6), 1 - 1e-6)
         aspect = math.log(w / h)
         rows.append(
@@ -201,17 +195,12 @@ class BoxScorer:
         return cls({c: (tuple(v["coef"]), float(v["intercept"])) for c, v in d["labels"].items()})
 
 
-def box_hits(dets: list[Detection], truth: list[tuple[str, float, float, float, float]]) -> list[bool]:
+def box_hits(dets: list[Detection], truth: list[Box]) -> list[bool]:
     """Whether each box overlaps a true box of its label by IoU >= 0.5 (what AP@0.5 counts)."""
-    return [
-        any(label == d.label and box_iou(tuple(g), (d.x1, d.y1, d.x2, d.y2)) >= 0.5 for label, *g in truth)
-        for d in dets
-    ]
+    return [any(g.label == d.label and iou(g, d) >= 0.5 for g in truth) for d in dets]
 
 
-def fit_scorer(
-    predicted: list[list[Detection]], truth: list[list[tuple[str, float, float, float, float]]], tile: int
-) -> BoxScorer | None:
+def fit_scorer(predicted: list[list[Detection]], truth: list[list[Box]], tile: int) -> BoxScorer | None:
     """A logistic regression per label on the validation boxes; labels with too few right or wrong
     boxes keep their window scores. None when no label could be fitted."""
     from sklearn.linear_model import LogisticRegression
@@ -275,7 +264,7 @@ class BoxCalibration:
 
 def fit_box_calibration(
     predicted: list[list[Detection]],
-    truth: list[list[tuple[str, float, float, float, float]]],
+    truth: list[list[Box]],
     sizes: list[tuple[int, int]],
     tile: int,
 ) -> BoxCalibration:

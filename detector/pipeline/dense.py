@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector.backends.base import Backend
-from detector.model.store import CAM_GEOMETRY
+from detector.model.meta import CAM_GEOMETRY
 from detector.pipeline.tiling import Tile, resize_level, tiles_for_level
 
 #: Memory one backbone call may take for activations. Measured with onnxruntime (Inception v3 to

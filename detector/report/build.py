@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import DetectorError
+from detector.options import check_int, check_number
 from detector.report.exposure import ZONES, exposure_fields
 from detector.report.stats import Grid, Histogram, TopN
 from detector.results.record import ScanResult, path_from_record
@@ -187,6 +188,10 @@ def _read_jsonl(path: Path, problems: list[str]) -> Iterator[dict]:
         problems.append(f"{path}: {bad - 20} more lines that are not JSON records (skipped)")
 
 
+#: The most detections per brand the gallery may show (top-N and borderline each).
+MAX_GALLERY = 200
+
+
 def build(
     results: Iterable[Source] | str | Path,
     by: str | None = None,
@@ -208,6 +213,13 @@ def build(
         >>> rep.brands[0].brand, rep.brands[0].photos, rep.brands[0].area_share_mean
         ('acme', 1, 0.25)
     """
+    gallery = check_int("gallery", gallery, 0, MAX_GALLERY)
+    default_threshold = check_number("threshold", default_threshold, 0.0, 1.0)
+    if not isinstance(results, (str, Path)):
+        results = list(results)
+        paths = [p for p in results if isinstance(p, (str, Path))]
+        if paths and len(paths) == len(results) and not any(Path(p).is_file() for p in paths):
+            raise DetectorError(f"no results file can be read: {', '.join(map(str, paths))}")
     acc = _Accumulator(by, gallery, default_threshold)
     sources: list[str] = []
 
@@ -293,16 +305,10 @@ class _Accumulator:
 
     def _scan(self, rec: dict[str, Any]) -> None:
         path = path_from_record(rec)
-        is_frame = rec.get("frame") is not None
         errors = rec.get("errors") or []
         if errors:
-            self.totals["errors"] += 1
-            reason = str(errors[0])
-            if len(self.reasons) < 500 or reason in self.reasons:
-                self.reasons[reason] += 1
-            if len(self.errors) < MAX_LISTED_ERRORS:
-                self.errors.append({"path": path, "error": "; ".join(map(str, errors))})
-            return
+            return self._error(path, errors)
+        is_frame = rec.get("frame") is not None
         unit = "frames" if is_frame else "photos"
         self.totals[unit] += 1
         w, h = int(rec.get("width") or 0), int(rec.get("height") or 0)
@@ -310,24 +316,45 @@ class _Accumulator:
         exposure = rec.get("exposure")
         if exposure is None or len(exposure) != len(boxes):  # scan@1: compute what needs no pixels
             exposure = [exposure_fields(_xyxy(b), float(b["score"]), w, h, None) for b in boxes]
-        present = set(rec.get("labels") or []) | {b["label"] for b in boxes}
-        scores = rec.get("scores") or {}
-        thresholds = rec.get("thresholds") or {}
         item = {"path": path, "width": w, "height": h}
         if is_frame:
             item |= {"frame": int(rec["frame"]), "time_s": float(rec.get("time_s") or 0.0)}
-        key = self.key_of(rec, path)
-        if key is not None:
-            if key in self.time_items or len(self.time_items) < MAX_TIME_KEYS:
-                self.time_items[key] += 1
-            else:
-                self.dropped_keys += 1
-                key = None
-        for label in present:
+        key = self._time_key(rec, path)
+        for label in set(rec.get("labels") or []) | {b["label"] for b in boxes}:
             b = self.brand(label)
             setattr(b, unit, getattr(b, unit) + 1)
             if key is not None:
                 self.series.setdefault(label, {}).setdefault(key, [0.0, 0, 0])[2] += 1
+        best = self._boxes(boxes, exposure, item, key)
+        thresholds = rec.get("thresholds") or {}
+        for label, score in (rec.get("scores") or {}).items():  # every class the model scored, found or not
+            b = self.brand(label)
+            if thresholds.get(label) is not None:
+                b.threshold = float(thresholds[label])
+            b.image_scores.add(float(score))
+            self._borderline(b, float(score), item, best.get(label))
+
+    def _error(self, path: str, errors: list) -> None:
+        self.totals["errors"] += 1
+        reason = str(errors[0])
+        if len(self.reasons) < 500 or reason in self.reasons:
+            self.reasons[reason] += 1
+        if len(self.errors) < MAX_LISTED_ERRORS:
+            self.errors.append({"path": path, "error": "; ".join(map(str, errors))})
+
+    def _time_key(self, rec: dict[str, Any], path: str) -> str | None:
+        """The record's period (`by`), or None; new periods beyond MAX_TIME_KEYS are dropped (counted)."""
+        key = self.key_of(rec, path)
+        if key is None:
+            return None
+        if key in self.time_items or len(self.time_items) < MAX_TIME_KEYS:
+            self.time_items[key] += 1
+            return key
+        self.dropped_keys += 1
+        return None
+
+    def _boxes(self, boxes: list, exposure: list, item: dict, key: str | None) -> dict[str, tuple[dict, dict]]:
+        """Each box into its brand's statistics; the best box of each brand (for the borderline gallery)."""
         best: dict[str, tuple[dict, dict]] = {}
         for box, exp in zip(boxes, exposure, strict=True):
             b = self.brand(box["label"])
@@ -348,14 +375,7 @@ class _Accumulator:
                 b.top.add(prom, item | {"box": _xyxy(box), "score": float(box["score"]), "prominence": prom})
             if box["label"] not in best or float(box["score"]) > float(best[box["label"]][0]["score"]):
                 best[box["label"]] = (box, exp)
-        for label, score in scores.items():  # every class the model scored, found or not
-            b = self.brand(label)
-            thr = thresholds.get(label)
-            if thr is not None:
-                b.threshold = float(thr)
-            score = float(score)
-            b.image_scores.add(score)
-            self._borderline(b, score, item, best.get(label))
+        return best
 
     def _borderline(self, b: BrandStats, score: float, item: dict, best: tuple[dict, dict] | None) -> None:
         thr = b.threshold if b.threshold is not None else self.default_threshold

@@ -38,7 +38,7 @@ def time_key_function(by: str | None) -> KeyFunction:
         try:
             rx = re.compile(by[5:])
         except re.error as e:
-            raise DetectorError(f"--by {by}: not a regular expression ({e})") from None
+            raise DetectorError(f"by {by}: not a regular expression ({e})") from None
 
         def from_path(rec: dict[str, Any], path: str) -> Any:
             m = rx.search(path)
@@ -50,7 +50,7 @@ def time_key_function(by: str | None) -> KeyFunction:
     if by == "exif:date":
         return lambda rec, path: exif_date(path)
     if by.startswith("exif:"):
-        raise DetectorError(f"--by {by}: only exif:date is known")
+        raise DetectorError(f"by {by}: only exif:date is known")
     parts = by.split(".")
 
     def from_field(rec: dict[str, Any], path: str) -> Any:

@@ -23,18 +23,32 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
-from detector.api import Detector
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import DEFAULT_MAX_FILE_BYTES, LoadedImage, is_image_path, load_image, refusal, sha256_capped
-from detector.pipeline.options import check_int
+from detector.options import check_fields, check_int, option
 from detector.report.exposure import add_exposure, image_thresholds
 from detector.results.membudget import DEFAULT_DECODE_MEMORY, MemoryBudget, decode_cost
 from detector.results.record import ScanResult, path_from_record
 from detector.video.decode import Sampling, is_video_path
 from detector.video.scan import scan_video
 
+if TYPE_CHECKING:  # the detector is passed in; importing the pipeline here would slow the CLI's start
+    from detector.api import Detector
+
 MAX_WORKERS = 64
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    """Which files of the named folders are scanned, and how many threads decode them."""
+
+    glob: str | None = option(None, "Pattern for files in folders, e.g. '*.jpg'.")
+    workers: int = option(2, "Decoding threads.", range=(1, MAX_WORKERS))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def _wanted(rel: PurePath, glob: str | None) -> bool:

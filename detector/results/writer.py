@@ -11,23 +11,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 from rich.console import Console
 
-from detector.model.store import ModelMeta
-from detector.results.record import (
-    ScanResult,
-    annotate,
-    display_path,
-    heatmap_overlay,
-    to_coco,
-    to_csv,
-    to_jsonl_line,
-    write_rgb,
-)
+from detector.model.meta import ModelMeta
+from detector.options import OptionError, check_fields, option
+from detector.results.formats import to_coco, to_csv, to_jsonl_line
+from detector.results.record import ScanResult, display_path
+from detector.results.render import annotate, heatmap_overlay, write_rgb
 
 
 def repair_torn_tail(path: Path) -> int:
@@ -77,33 +73,69 @@ def _umask() -> int:
     return mask
 
 
+FORMATS = ("text", "json", "jsonl", "csv", "coco")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where a scan's results go and in which form (declared once; the CLI's flags come from here).
+
+    Example:
+        >>> OutputOptions(format="jsonl", output="results.jsonl", resume=True).resume
+        True
+    """
+
+    format: str = option("text", "text, json, jsonl, csv or coco.", choices=FORMATS)
+    output: str | None = option(None, "Write results to this file (default: stdout).")
+    annotated_dir: str | None = option(None, "Write annotated images here.", flag="--out")
+    print_boxes: bool = option(False, "Print the boxes.", flag="--boxes")
+    resume: bool = option(False, "With --output x.jsonl: skip images already in it.")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.resume and (self.output is None or self.format != "jsonl"):
+            raise OptionError("resume", "needs format jsonl and an output file (the results written so far)")
+
+    @property
+    def output_path(self) -> Path | None:
+        return None if self.output is None else Path(self.output)
+
+    @property
+    def annotated_path(self) -> Path | None:
+        return None if self.annotated_dir is None else Path(self.annotated_dir)
+
+
 class ScanWriter:
-    """Streams jsonl/text per image; json/csv/coco are written once at the end (they are documents)."""
+    """Streams jsonl/text per image; json/csv/coco are written once at the end (they are documents).
+
+    `inputs` are the paths the user named: annotated images of files in a named folder keep their
+    path under it. `single`: one image was asked for, so json writes its record, not a list."""
 
     def __init__(
         self,
-        fmt: str,
-        output: Path | None,
-        out_dir: Path | None,
-        inputs: list[Path],
+        options: OutputOptions,
         meta: ModelMeta,
-        show_boxes: bool,
-        append: bool,
-        console: Console,
-        single: bool,
+        inputs: Sequence[Path] = (),
+        console: Console | None = None,
+        single: bool = False,
     ) -> None:
-        self.fmt, self.output, self.out_dir, self.meta = fmt, output, out_dir, meta
-        self.show_boxes, self.console, self.single = show_boxes, console, single
+        self.fmt, self.output, self.out_dir, self.meta = (
+            options.format,
+            options.output_path,
+            options.annotated_path,
+            meta,
+        )
+        self.show_boxes, self.console, self.single = options.print_boxes, console or Console(), single
         self.roots = [p for p in inputs if p.is_dir()]
         self.kept: list[ScanResult] = []
         self.records: list[dict] = []  # appearance and video records, for the json document
         self.stream: TextIO | None = None
         self.repaired = 0
-        if output is not None and fmt in ("jsonl", "text"):
-            output.parent.mkdir(parents=True, exist_ok=True)
-            if append:
-                self.repaired = repair_torn_tail(output)
-            self.stream = open(output, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        if self.output is not None and self.fmt in ("jsonl", "text"):
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            if options.resume:
+                self.repaired = repair_torn_tail(self.output)
+            self.stream = open(self.output, "a" if options.resume else "w", encoding="utf-8")  # noqa: SIM115
 
     def _name(self, path: str) -> Path:
         p = Path(path)

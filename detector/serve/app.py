@@ -30,7 +30,7 @@ from detector.api import Detector
 from detector.serve.batching import MicroBatchingBackend
 from detector.serve.config import ServeConfig
 from detector.serve.errors import ApiError, install_error_handlers
-from detector.serve.options import OPTIONS, RequestOptions, parse_options
+from detector.serve.options import API_OPTIONS, RequestOptions, describe, openapi_type, parse_options
 from detector.serve.scanning import scan_record, scan_upload
 from detector.serve.uploads import (
     Received,
@@ -112,10 +112,16 @@ def _openapi_for_uploads(batch: bool) -> dict[str, Any]:
     props: dict[str, Any] = {
         "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": files_help}
     }
-    props.update({name: {"type": t, "description": h} for name, (t, h) in OPTIONS.items()})
+    props.update({name: {"type": openapi_type(d), "description": describe(d)} for name, d in API_OPTIONS.items()})
     params = [
-        {"name": name, "in": "query", "required": False, "schema": {"type": t}, "description": h}
-        for name, (t, h) in OPTIONS.items()
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": {"type": openapi_type(d)},
+            "description": describe(d),
+        }
+        for name, d in API_OPTIONS.items()
     ]
     return {
         "parameters": params,
@@ -144,19 +150,67 @@ _SCAN_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class _Service:
+    """What every route shares: the loaded detector, the scan threads, the admission gate."""
+
+    def __init__(self, config: ServeConfig, detector: Detector) -> None:
+        self.config, self.detector = config, detector
+        self.executor = ThreadPoolExecutor(max_workers=config.scan_threads, thread_name_prefix="scan")
+        self.admission = Admission(config.max_queue)
+        self.batcher = detector.backend if isinstance(detector.backend, MicroBatchingBackend) else None
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def receive(self, request: Request, workdir: Path) -> Received:
+        got = await receive_multipart(request, workdir, self.config.max_upload_bytes, self.config.max_files)
+        got.fields.pop("files", None)  # a text part named 'files' (no file name): reported as no files below
+        if not got.files:
+            raise ApiError(422, "no_files", "no files in the request: send one or more parts named 'files'")
+        return got
+
+    def close(self) -> None:
+        """uvicorn has finished the in-flight requests by now (SIGTERM/SIGINT): stop the workers cleanly."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.batcher is not None:
+            self.batcher.close()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "model": self.detector.backend.model_name,
+            "auth_required": self.config.api_key is not None,
+            "queue": {"active": self.admission.active, "limit": self.admission.limit},
+            "batching": self.batcher.stats.as_dict() if self.batcher else None,
+        }
+
+    def model_info(self) -> dict[str, Any]:
+        det, config = self.detector, self.config
+        return {
+            "model": {"name": det.backend.model_name, "sha256": det.backend.model_sha256, "backend": det.backend.name},
+            "positive_classes": det.meta.positive_classes,
+            **asdict(det.meta),
+            "limits": {
+                "max_upload_mb": config.max_upload_mb,
+                "max_files": config.max_files,
+                "max_pixels": config.max_pixels,
+                "max_queue": config.max_queue,
+                "micro_batching": config.batching,
+                "model_calls": config.model_calls,
+                "max_batch": config.max_batch if config.batching else None,
+                "max_windows": config.max_windows,
+            },
+        }
+
+
 def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
     """The app around one loaded detector (its backend possibly a MicroBatchingBackend)."""
-    executor = ThreadPoolExecutor(max_workers=config.scan_threads, thread_name_prefix="scan")
-    admission = Admission(config.max_queue)
-    batcher = detector.backend if isinstance(detector.backend, MicroBatchingBackend) else None
+    svc = _Service(config, detector)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        # uvicorn has finished the in-flight requests by now (SIGTERM/SIGINT): stop the workers cleanly.
-        executor.shutdown(wait=True, cancel_futures=True)
-        if batcher is not None:
-            batcher.close()
+        svc.close()
 
     app = FastAPIOffline(
         title="logo-detector",
@@ -172,17 +226,13 @@ def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     auth = _auth_dependency(config.api_key)
+    _add_info_routes(app, svc, auth)
+    _add_scan_routes(app, svc, auth)
+    _add_batch_route(app, svc, auth)
+    return app
 
-    async def run(fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
-    async def receive(request: Request, workdir: Path) -> Received:
-        got = await receive_multipart(request, workdir, config.max_upload_bytes, config.max_files)
-        got.fields.pop("files", None)  # a text part named 'files' (no file name): reported as no files below
-        if not got.files:
-            raise ApiError(422, "no_files", "no files in the request: send one or more parts named 'files'")
-        return got
-
+def _add_info_routes(app: FastAPI, svc: _Service, auth: list) -> None:
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -190,37 +240,16 @@ def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
     @app.get("/healthz", summary="Liveness and load", tags=["service"])
     async def healthz() -> dict[str, Any]:
         """Open even with --api-key (load balancers and the page use it); says whether a key is needed."""
-        return {
-            "status": "ok",
-            "model": detector.backend.model_name,
-            "auth_required": config.api_key is not None,
-            "queue": {"active": admission.active, "limit": admission.limit},
-            "batching": batcher.stats.as_dict() if batcher else None,
-        }
+        return svc.health()
 
     @app.get("/v1/model", summary="The loaded model", tags=["scan"], dependencies=auth)
     async def model() -> dict[str, Any]:
         """Classes, tile and image thresholds, CAM settings, training metadata (model.json), server limits."""
-        meta = detector.meta
-        return {
-            "model": {
-                "name": detector.backend.model_name,
-                "sha256": detector.backend.model_sha256,
-                "backend": detector.backend.name,
-            },
-            "positive_classes": meta.positive_classes,
-            **asdict(meta),
-            "limits": {
-                "max_upload_mb": config.max_upload_mb,
-                "max_files": config.max_files,
-                "max_pixels": config.max_pixels,
-                "max_queue": config.max_queue,
-                "micro_batching": config.batching,
-                "model_calls": config.model_calls,
-                "max_batch": config.max_batch if config.batching else None,
-                "max_windows": config.max_windows,
-            },
-        }
+        return svc.model_info()
+
+
+def _add_scan_routes(app: FastAPI, svc: _Service, auth: list) -> None:
+    detector = svc.detector
 
     @app.post(
         "/v1/scan",
@@ -237,13 +266,13 @@ def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
         422 undecodable). /v1/scan/batch reports such files as error records instead.
         """
         with request_dir() as workdir:
-            got = await receive(request, workdir)
+            got = await svc.receive(request, workdir)
             opts = parse_options(request.query_params, got.fields, detector.options)
-            release = admission.acquire()
+            release = svc.admission.acquire()
             try:
                 # Wait for every file, even after one failed, before the request dir goes away.
                 records = await asyncio.gather(
-                    *(run(scan_upload, detector, up, opts) for up in got.files), return_exceptions=True
+                    *(svc.run(scan_upload, detector, up, opts) for up in got.files), return_exceptions=True
                 )
             finally:
                 release()
@@ -251,6 +280,10 @@ def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
             if isinstance(r, BaseException):
                 raise r
         return JSONResponse(records[0] if len(records) == 1 else records)
+
+
+def _add_batch_route(app: FastAPI, svc: _Service, auth: list) -> None:
+    detector = svc.detector
 
     @app.post(
         "/v1/scan/batch",
@@ -268,20 +301,18 @@ def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
         """
         held = _Held(make_request_dir())
         try:
-            got = await receive(request, held.workdir)
+            got = await svc.receive(request, held.workdir)
             opts = parse_options(request.query_params, got.fields, detector.options)
-            files = await run(_expand_zips, got.files, held.workdir, config)
-            held.release = admission.acquire()
+            files = await svc.run(_expand_zips, got.files, held.workdir, svc.config)
+            held.release = svc.admission.acquire()
         except BaseException:
             held.close()
             raise
         return StreamingResponse(
-            _stream_records(detector, files, opts, run, config.batch_parallel, held.close),
+            _stream_records(detector, files, opts, svc.run, svc.config.batch_parallel, held.close),
             media_type="application/x-ndjson",
             background=BackgroundTask(held.close),  # also when the client hangs up before the first line
         )
-
-    return app
 
 
 class _Held:

@@ -80,7 +80,7 @@ class MicroBatchingBackend(_WrappedBackend):
 
     def __init__(self, inner: Backend, max_batch: int = 128, wait_ms: float = 3.0) -> None:
         if max_batch < 1:
-            raise DetectorError("--max-batch must be at least 1")
+            raise DetectorError("max_batch must be at least 1")
         super().__init__(inner)
         self.max_batch = max_batch
         self.wait_s = max(0.0, wait_ms) / 1e3

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from detector.errors import DetectorError
-from detector.images import DEFAULT_MAX_PIXELS
+from detector.images import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
+from detector.options import OptionError, check_fields, option
 from detector.pipeline.options import DEFAULT_MAX_WINDOWS, MAX_WINDOWS_LIMIT
 
 #: How concurrent requests reach the model: merged into shared calls (micro-batching, the default), one
@@ -14,23 +13,46 @@ from detector.pipeline.options import DEFAULT_MAX_WINDOWS, MAX_WINDOWS_LIMIT
 MODEL_CALLS = ("batched", "serial", "concurrent")
 
 
+def _check_key(name: str, value: object) -> str:
+    if not isinstance(value, str) or len(value) < 8:
+        raise OptionError(name, "must be at least 8 characters")
+    return value
+
+
 @dataclass(frozen=True)
 class ServeConfig:
-    model: Path | None = None  # None: detector.api.default_model_path()
-    backend: str = "auto"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    api_key: str | None = None  # None: /v1/* is open
-    max_upload_mb: float = 20.0  # one file (an image, or a zip for /v1/scan/batch)
-    max_files: int = 100  # per request, zip members included
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    model_calls: str = "batched"  # batched (micro-batching) | serial (one call at a time) | concurrent
-    max_batch: int = 128  # tiles in one shared model call
-    batch_wait_ms: float = 3.0
-    max_queue: int = 32  # requests scanning or waiting to scan; more get 503
-    scan_threads: int = 8  # images scanned at once (they share model calls)
-    batch_parallel: int = 4  # images of one /v1/scan/batch request scanned at once
-    max_windows: int = DEFAULT_MAX_WINDOWS  # windows per image; a request may ask for fewer, never more
+    """How the server runs (each field declared once: `detect serve`'s flags are made from them)."""
+
+    host: str = option("127.0.0.1", "Address to listen on (0.0.0.0 for every interface).")
+    port: int = option(8000, "Port to listen on.", range=(0, 65535))
+    api_key: str | None = option(
+        None,
+        "Require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' on /v1/*.",
+        check=_check_key,
+        env="DETECT_API_KEY",
+    )
+    max_upload_mb: float = option(20.0, "Largest file (image or zip) in MB; larger: 413.", range=(0.001, 2**20))
+    max_files: int = option(100, "Most files in one request (zip members included).", range=(1, 100_000))
+    max_pixels: int = option(
+        DEFAULT_MAX_PIXELS, "Refuse larger images (decompression bombs): 413.", range=(1, MAX_PIXELS_LIMIT)
+    )
+    model_calls: str = option(
+        "batched",
+        "batched: merge concurrent requests' tiles into shared model calls (micro-batching); "
+        "serial: one call at a time; concurrent: each request calls the model itself.",
+        choices=MODEL_CALLS,
+    )
+    max_batch: int = option(128, "Most tiles in one shared model call.", range=(1, 4096))
+    batch_wait_ms: float = option(3.0, "How long a shared call waits for more tiles.", range=(0.0, 1000.0), cli=False)
+    max_queue: int = option(32, "Requests scanning at once; more get 503 + Retry-After.", range=(1, 10_000))
+    scan_threads: int = option(8, "Images decoded/tiled/scanned at once.", range=(1, 256))
+    batch_parallel: int = option(4, "Images of one /v1/scan/batch request scanned at once.", range=(1, 256), cli=False)
+    max_windows: int = option(
+        DEFAULT_MAX_WINDOWS, "Windows per image; requests may ask for fewer, not more.", range=(1, MAX_WINDOWS_LIMIT)
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     @property
     def batching(self) -> bool:
@@ -39,21 +61,3 @@ class ServeConfig:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
-
-    def validate(self) -> None:
-        checks = [
-            (self.max_upload_mb > 0, "--max-upload-mb must be positive"),
-            (self.max_files >= 1, "--max-files must be at least 1"),
-            (self.max_pixels >= 1, "--max-pixels must be positive"),
-            (self.max_batch >= 1, "--max-batch must be at least 1"),
-            (self.max_queue >= 1, "--max-queue must be at least 1"),
-            (self.scan_threads >= 1, "--scan-threads must be at least 1"),
-            (self.batch_parallel >= 1, "batch_parallel must be at least 1"),
-            (self.api_key is None or len(self.api_key) >= 8, "--api-key must be at least 8 characters"),
-            (0 <= self.port <= 65535, "--port must be 0..65535"),
-            (self.model_calls in MODEL_CALLS, f"--model-calls must be one of {', '.join(MODEL_CALLS)}"),
-            (1 <= self.max_windows <= MAX_WINDOWS_LIMIT, f"--max-windows must be 1..{MAX_WINDOWS_LIMIT}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise DetectorError(message)

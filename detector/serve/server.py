@@ -13,8 +13,9 @@ import logging
 import numpy as np
 
 from detector.api import Detector
-from detector.backends import Backend
-from detector.pipeline.scan import ScanOptions
+from detector.backends import Backend, ModelSource
+from detector.images import ImageLimits
+from detector.pipeline.options import ScanOptions
 from detector.serve.batching import MicroBatchingBackend, SerialBackend
 from detector.serve.config import ServeConfig
 
@@ -33,34 +34,32 @@ def warm_up(backend: Backend) -> None:
         backend.predict(np.zeros((n, size, size, 3), np.uint8))
 
 
-def build_detector(config: ServeConfig) -> Detector:
+def build_detector(source: ModelSource, config: ServeConfig) -> Detector:
     """The model, loaded once; its backend wrapped by the micro-batcher or the one-call-at-a-time lock."""
-    det = Detector.load(
-        config.model,
-        config.backend,
-        ScanOptions(max_windows=config.max_windows),
-        config.max_pixels,
-        shared_cpu=True,
-        max_file_bytes=config.max_upload_bytes,
-    )
+    limits = ImageLimits(max_pixels=config.max_pixels, max_file_mb=config.max_upload_mb)
+    opts = ScanOptions(max_windows=config.max_windows)
+    det = Detector.load(source.model, source.backend, opts, limits, shared_cpu=True)
     warm_up(det.backend)
     if config.model_calls == "concurrent":
         return det
     if config.model_calls == "serial":
-        return Detector(SerialBackend(det.backend), det.options, det.max_pixels, det.max_file_bytes)
+        return Detector(SerialBackend(det.backend), det.options, det.limits)
     batcher = MicroBatchingBackend(det.backend, config.max_batch, config.batch_wait_ms)
-    return Detector(batcher, det.options, det.max_pixels, det.max_file_bytes)
+    return Detector(batcher, det.options, det.limits)
 
 
-def serve(config: ServeConfig, access_log: bool = True) -> None:
-    """Blocks until the server is stopped (SIGTERM / Ctrl-C)."""
+def serve(source: ModelSource, config: ServeConfig, access_log: bool = True) -> None:
+    """Blocks until the server is stopped (SIGTERM / Ctrl-C).
+
+    Example:
+        >>> serve(ModelSource("demo-output/model.onnx"), ServeConfig(port=8080))  # doctest: +SKIP
+    """
     import uvicorn
 
     from detector.serve.app import create_app
 
-    config.validate()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    detector = build_detector(config)
+    detector = build_detector(source, config)
     app = create_app(config, detector)
     batching = {
         "batched": f"micro-batching up to {config.max_batch} tiles",

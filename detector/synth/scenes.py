@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from detector.data.boxes import Box
+from detector.geometry import Box
 from detector.options import OptionError, check_fields, check_pair, numbers_from_text, option
 from detector.synth.compose import alpha_paste
 

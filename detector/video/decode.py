@@ -17,6 +17,7 @@ import numpy as np
 
 from detector.data.folders import file_sha256  # noqa: F401 - the video's content hash, re-exported
 from detector.errors import DetectorError
+from detector.options import OptionError, check_fields, option
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
 
@@ -37,28 +38,39 @@ class Sampling:
     """Which frames of a video are scanned: one every `every_s` seconds, at most `max_frames`.
 
     Example:
-        >>> Sampling.from_options(every=None, fps=2.0, max_frames=10)
-        Sampling(every_s=0.5, max_frames=10)
+        >>> Sampling(every_s=0.5, max_frames=10).every_s
+        0.5
     """
 
     every_s: float = DEFAULT_EVERY_S
     max_frames: int | None = None
 
-    @classmethod
-    def from_options(cls, every: float | None, fps: float | None, max_frames: int | None) -> Sampling:
-        """The sampling of `--every` or `--fps` (not both) and `--max-frames`, checked."""
-        if every is not None and fps is not None:
-            raise DetectorError("give --every SECONDS or --fps F, not both")
-        if fps is not None:
-            if not (math.isfinite(fps) and 0.001 <= fps <= 1000):
-                raise DetectorError(f"fps must be a finite number in [0.001, 1000], got {fps}")
-            every = 1.0 / fps
-        every = DEFAULT_EVERY_S if every is None else every
-        if not (math.isfinite(every) and 0.001 <= every <= 86400):
-            raise DetectorError(f"every must be a finite number of seconds in [0.001, 86400], got {every}")
-        if max_frames is not None and not (1 <= max_frames <= 10**7):
-            raise DetectorError(f"max_frames must be a whole number in [1, 10000000], got {max_frames}")
-        return cls(float(every), max_frames)
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How videos are sampled, as users say it: `every` seconds or `fps` frames a second (not both).
+
+    Example:
+        >>> VideoOptions(fps=2.0, max_frames=10).sampling()
+        Sampling(every_s=0.5, max_frames=10)
+    """
+
+    every: float | None = option(
+        None, "Videos: scan one frame every this many seconds (default 1).", range=(0.001, 86400)
+    )
+    fps: float | None = option(
+        None, "Videos: scan this many frames per second (instead of every).", range=(0.001, 1000)
+    )
+    max_frames: int | None = option(None, "Videos: scan at most this many frames of each.", range=(1, 10**7))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.every is not None and self.fps is not None:
+            raise OptionError("every", "and fps cannot both be given: one frame every SECONDS, or F frames a second")
+
+    def sampling(self) -> Sampling:
+        every = 1.0 / self.fps if self.fps is not None else (DEFAULT_EVERY_S if self.every is None else self.every)
+        return Sampling(float(every), self.max_frames)
 
 
 @dataclass(frozen=True)

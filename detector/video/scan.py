@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detector.api import Detector
 from detector.errors import DetectorError
 from detector.report.exposure import add_exposure, image_thresholds
 from detector.results.record import SCAN_SCHEMA, ScanResult, path_fields
 from detector.video.appearances import AppearanceJoiner, sightings
 from detector.video.decode import Sampling, file_sha256, open_video, sample_frames
+
+if TYPE_CHECKING:  # the detector is passed in; importing the pipeline here would slow the CLI's start
+    from detector.api import Detector
 
 
 @dataclass
@@ -54,7 +56,7 @@ def scan_video(
     """Scan the sampled frames of `path`; a video that cannot be read is one error record.
 
     Example:
-        >>> writer = ScanWriter("jsonl", Path("out.jsonl"), None, [], det.meta, False, False, console, False)
+        >>> writer = ScanWriter(OutputOptions(format="jsonl", output="out.jsonl"), det.meta)  # doctest: +SKIP
         >>> stats = scan_video(det, Path("clip.mp4"), Sampling(0.5), writer.add, writer.add_record)  # doctest: +SKIP
     """
     stats = VideoStats()
