@@ -23,7 +23,9 @@ from tests.helpers import ROOT, run_cli
 
 
 def _tiles(scene_data: Path, n: int = 48) -> np.ndarray:
-    files = sorted((scene_data / "tiles").rglob("*.jpg"))[::7][:n]
+    """n tiles, half from each class folder: outputs that must differ between tiles."""
+    folders = sorted(p for p in (scene_data / "tiles").iterdir() if p.is_dir())
+    files = [f for d in folders for f in sorted(d.glob("*.jpg"))[::7][: n // len(folders)]]
     return np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in files])
 
 

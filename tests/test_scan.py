@@ -47,12 +47,8 @@ def detector(trained_model: Path) -> Detector:
 def test_backend_matches_the_keras_model(trained_model: Path, scene_data: Path) -> None:
     model, meta = load_model_dir(trained_model)
     backend = open_backend(trained_model)
-    tiles = np.stack(
-        [
-            cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-            for p in sorted((scene_data / "tiles").rglob("*.jpg"))[::25][:16]
-        ]
-    )
+    files = [f for d in sorted((scene_data / "tiles").iterdir()) for f in sorted(d.glob("*.jpg"))[::25][:8]]
+    tiles = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in files])  # both classes
     out = backend.predict(tiles)
     want = model(tiles.astype(np.float32), training=False).numpy()
     np.testing.assert_allclose(out.probs, want, atol=2e-5)

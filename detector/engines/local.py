@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -21,10 +22,8 @@ def run_local(job: ScanJob, console: Any = None) -> BatchSummary:
     if not paths:
         raise DetectorError("no images or videos found in the given paths")
     writer = ScanWriter(job.output, det.meta, job.inputs, console, single=len(paths) == 1)
-    if writer.repaired:
-        Console(stderr=True).print(
-            f"{job.output.output}: cut a torn last line ({writer.repaired} bytes) before appending", highlight=False
-        )
+    if writer.repaired:  # one plain line on stderr (not wrapped: logs and tests read it)
+        print(f"{job.output.output}: cut a torn last line ({writer.repaired} bytes) before appending", file=sys.stderr)
     summary = scan_many(
         det,
         paths,

@@ -21,10 +21,11 @@ Merge = Callable[[list[Detection], float, float], list[Detection]]
 
 
 def suppress_contained(dets: list[Detection], share: float = 0.7) -> list[Detection]:
-    """Drop a box lying mostly inside a higher-scoring box of the same label (a part of the same logo)."""
+    """Drop a box when it and a higher-scoring box of the same label are one inside the other: a part
+    of the same logo (inside), or the same logo over-sized by a coarse level (around a better box)."""
     keep: list[Detection] = []
     for d in sorted(dets, key=lambda d: -d.score):
-        if not any(k.label == d.label and containment(d, k) >= share for k in keep):
+        if not any(k.label == d.label and max(containment(d, k), containment(k, d)) >= share for k in keep):
             keep.append(d)
     return keep
 

@@ -82,9 +82,14 @@ class AppearanceJoiner:
 
 
 def sightings(record: dict[str, Any]) -> dict[str, float]:
-    """{brand: best prominence} of one frame record (a brand in `labels` without a box counts 0)."""
-    seen = {label: 0.0 for label in record.get("labels") or []}
+    """{brand: best prominence} of one frame record: the brands with a box in it.
+
+    A brand is on screen where the scanner can say where: a verdict without a box (windows over the
+    image threshold whose maps gave no box) is no sighting. Measured on the test clip: the frames
+    without the logo that passed the verdict had no box, the frames with it all had one."""
+    seen: dict[str, float] = {}
+    labels = set(record.get("labels") or [])
     for box, exp in zip(record.get("boxes") or [], record.get("exposure") or [], strict=False):
-        if box.get("label") in seen:
-            seen[box["label"]] = max(seen[box["label"]], float(exp.get("prominence") or 0.0))
+        if box.get("label") in labels:
+            seen[box["label"]] = max(seen.get(box["label"], 0.0), float(exp.get("prominence") or 0.0))
     return seen
