@@ -71,3 +71,17 @@ def exported_onnx(trained_model: Path, scene_data: Path, tmp_path_factory: pytes
     out = tmp_path_factory.mktemp("onnx") / "model.onnx"
     report = export_model(trained_model, out, data=scene_data / "tiles", log=lambda s: None)
     return report
+
+
+@pytest.fixture(scope="session")
+def calibrated_model(trained_model: Path, scene_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session model after `detect calibrate` on its validation scenes: the product's flow."""
+    import shutil
+
+    from tests.helpers import run_cli
+
+    model = tmp_path_factory.mktemp("calibrated") / "m"
+    shutil.copytree(trained_model, model)
+    r = run_cli("calibrate", str(model), str(scene_data / "scenes"), "--target-precision", "0.9")
+    assert r.returncode == 0, r.stderr
+    return model

@@ -82,18 +82,6 @@ def test_heatmap_peaks_on_the_logo(detector: Detector) -> None:
     assert 190 <= x / k <= 280 and 110 <= y / k <= 200
 
 
-@pytest.fixture(scope="module")
-def calibrated_model(trained_model: Path, scene_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the session model after `detect calibrate` on its validation scenes: the product's flow."""
-    import shutil
-
-    model = tmp_path_factory.mktemp("calibrated") / "m"
-    shutil.copytree(trained_model, model)
-    r = run_cli("calibrate", str(model), str(scene_data / "scenes"), "--target-precision", "0.9")
-    assert r.returncode == 0, r.stderr
-    return model
-
-
 def test_boxes_overlap_the_true_box_by_half(calibrated_model: Path) -> None:
     """One logo per scene, sizes across the default range: boxes overlap the truth, the best by half or more."""
     detector = Detector.load(calibrated_model)
