@@ -2,7 +2,8 @@
 
 The example is the proof that an `.onnx` export is self-describing (everything but the weights is in
 its metadata_props), so it runs here for real: the session model's file, a logo tile and a background
-tile cut from a synthetic scene, Node's output against `OnnxBackend` on the same PNG pixels.
+tile cut from a synthetic scene, Node's output against `OnnxBackend` on the same PNG pixels; and whole
+scenes scanned by scan_image.js (the in-browser scan library on onnxruntime-node) against Python's scan.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from detector.backends.onnx_backend import OnnxBackend
 from detector.evaluation.metrics import decide
 from export.onnx_export import ExportReport
 from tests.helpers import ROOT
+from tests.web_parity import calibrated_copy, compare, png_scenes, summary
 
 EXAMPLE = ROOT / "examples" / "node"
 PROB_TOLERANCE = 1e-4  # the same runtime on the same float32 pixels: only thread-order rounding differs
@@ -141,3 +143,47 @@ def test_node_scan_matches_python(node: str, exported_onnx: ExportReport, scene_
     assert np.abs(py_probs[0] - py_probs[1]).max() > 0.05
     delta = max(float(np.abs(np.asarray(r["probs"]) - p).max()) for r, p in zip(results, py_probs, strict=True))
     print(f"node vs python: max |delta prob| = {delta:.2e}; probs {[r['probs'] for r in results]} (shown with -rP)")
+
+
+# -- a whole image: the scan library (detector/web/static/logo-scan.mjs) on onnxruntime-node ----------
+
+
+@pytest.fixture(scope="session")
+def calibrated_onnx(exported_onnx: ExportReport, scene_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session model with `detect calibrate`'s choices in its metadata (shared with tests/test_web.py)."""
+    out = tmp_path_factory.getbasetemp() / "calibrated-onnx" / "model.onnx"
+    return calibrated_copy(exported_onnx.path, scene_data / "scenes", out)
+
+
+def test_node_scans_whole_images_like_python(
+    node: str, calibrated_onnx: Path, scene_data: Path, tmp_path: Path
+) -> None:
+    """scan_image.js gives Python's verdicts and boxes on the same PNG scenes (IoU >= 0.9, scores 1e-3)."""
+    from detector import Detector
+
+    detector = Detector.load(calibrated_onnx)
+    assert detector.meta.box_calibration and detector.meta.cam_threshold, "the model must carry a calibration"
+    parities = []
+    for png in png_scenes(scene_data / "scenes", tmp_path):
+        done = subprocess.run(
+            [node, str(EXAMPLE / "scan_image.js"), str(calibrated_onnx), str(png), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=EXAMPLE,
+        )
+        assert done.returncode == 0, f"scan_image.js failed:\n{done.stderr}"
+        js = json.loads(done.stdout)
+        assert js["schema"] == "logo-detector/scan@2" and (js["width"], js["height"]) == (320, 240)
+        parities.append(compare(detector.scan(str(png)), js, png.name))
+    assert sum(p.boxes for p in parities) >= 3, "the scenes should give Python some boxes to compare"
+    print(f"node whole-image scan vs python: {summary(parities)} (shown with -rP)")
+
+
+def test_node_scan_image_bad_input_is_one_line(node: str, exported_onnx: ExportReport, tmp_path: Path) -> None:
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+    for args in ([str(exported_onnx.path), str(not_image)], [str(not_image), str(not_image)], []):
+        script = str(EXAMPLE / "scan_image.js")
+        done = subprocess.run([node, script, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode in (1, 2) and len(done.stderr.strip().splitlines()) == 1, done.stderr
