@@ -27,6 +27,7 @@ from detector.synth.synthesize import SynthConfig
 from detector.tfquiet import import_tensorflow_quietly
 from detector.training.config import TrainConfig
 from detector.video.decode import VideoOptions
+from detector.web import WebExport
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -242,6 +243,14 @@ def export(
     if report.checks:
         out.print(export_table(report.checks))
     say(summaries.exported(report))
+
+
+@command
+def export_web(site: WebExport) -> None:
+    """Write a static site that scans photos in the browser (onnxruntime-web): no photo leaves the device."""
+    from detector.web import export_web as build
+
+    say(build(site, log=lambda s: err.print(s, highlight=False)).summary())
 
 
 @command

@@ -203,8 +203,11 @@ class _Service:
         }
 
 
-def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
-    """The app around one loaded detector (its backend possibly a MicroBatchingBackend)."""
+def create_app(config: ServeConfig, detector: Detector, site: Path | None = None) -> FastAPI:
+    """The app around one loaded detector (its backend possibly a MicroBatchingBackend).
+
+    `site` (`serve --private`): the in-browser scanner's static site, served at / instead of the
+    upload page, cross-origin isolated so that the page can use threads."""
     svc = _Service(config, detector)
 
     @asynccontextmanager
@@ -226,16 +229,31 @@ def create_app(config: ServeConfig, detector: Detector) -> FastAPI:
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     auth = _auth_dependency(config.api_key)
-    _add_info_routes(app, svc, auth)
+    _add_info_routes(app, svc, auth, site)
     _add_scan_routes(app, svc, auth)
     _add_batch_route(app, svc, auth)
+    if site is not None:
+        _add_private_site(app, site)
     return app
 
 
-def _add_info_routes(app: FastAPI, svc: _Service, auth: list) -> None:
+def _add_private_site(app: FastAPI, site: Path) -> None:
+    """The site's files at / (after every route, so /v1/*, /docs and /healthz keep theirs), isolated."""
+    from detector.web import ISOLATION_HEADERS
+
+    @app.middleware("http")
+    async def isolate(request: Request, call_next: Callable[..., Any]) -> Any:
+        response = await call_next(request)
+        response.headers.update(ISOLATION_HEADERS)
+        return response
+
+    app.mount("/", StaticFiles(directory=site), name="private-site")
+
+
+def _add_info_routes(app: FastAPI, svc: _Service, auth: list, site: Path | None = None) -> None:
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse((site or STATIC) / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/healthz", summary="Liveness and load", tags=["service"])
     async def healthz() -> dict[str, Any]:

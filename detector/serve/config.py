@@ -50,6 +50,11 @@ class ServeConfig:
     max_windows: int = option(
         DEFAULT_MAX_WINDOWS, "Windows per image; requests may ask for fewer, not more.", range=(1, MAX_WINDOWS_LIMIT)
     )
+    private: bool = option(
+        False,
+        "Serve the in-browser scanner at / (the `detect export-web` site): photos are scanned in the visitor's "
+        "browser and never uploaded; the server only delivers files (/v1/* still answers API clients).",
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -9,6 +9,9 @@ worker.
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,13 +57,28 @@ def serve(source: ModelSource, config: ServeConfig, access_log: bool = True) -> 
     Example:
         >>> serve(ModelSource("demo-output/model.onnx"), ServeConfig(port=8080))  # doctest: +SKIP
     """
-    import uvicorn
-
     from detector.serve.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     detector = build_detector(source, config)
-    app = create_app(config, detector)
+    with tempfile.TemporaryDirectory(prefix="detect-serve-site-") as tmp:
+        site = private_site(source, Path(tmp) / "site") if config.private else None
+        _run(create_app(config, detector, site), detector, config, access_log)
+
+
+def private_site(source: ModelSource, out: Path) -> Path:
+    """`serve --private`: the in-browser scanner's site for the served model, built for this run."""
+    from detector.api import default_model_path
+    from detector.web import WebExport, export_web
+
+    site = export_web(WebExport(str(source.model or default_model_path()), out=str(out)), log=log.info)
+    log.info("private: / is the in-browser scanner (%s); photos are scanned on the visitor's device", site.default)
+    return out
+
+
+def _run(app: Any, detector: Detector, config: ServeConfig, access_log: bool) -> None:
+    import uvicorn
+
     batching = {
         "batched": f"micro-batching up to {config.max_batch} tiles",
         "serial": "model calls one at a time",

@@ -20,7 +20,8 @@ const LIBRARY = path.join(__dirname, '..', '..', 'detector', 'web', 'static', 'l
 const sha256 = (bytes) => crypto.createHash('sha256').update(bytes).digest('hex');
 
 function describe(record) {
-  const lines = [`${record.path}: ${record.width}x${record.height}, ${record.has_logo ? record.labels.join(', ') : 'no logo'}`];
+  const verdict = record.has_logo ? record.labels.join(', ') : 'no logo';
+  const lines = [`${record.path}: ${record.width}x${record.height}, ${verdict}`];
   for (const [label, score] of Object.entries(record.scores)) {
     lines.push(`  ${label.padEnd(16)} ${score.toFixed(4)}  (image threshold ${record.thresholds[label].toFixed(3)})`);
   }

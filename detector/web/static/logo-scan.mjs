@@ -129,7 +129,8 @@ async function tileEvidence(model, img, opts) {
     probs.set(out.probs, i * k);
     cams.set(out.cam, i * camDims[0] * camDims[1] * camDims[2]);
   }
-  return { width: img.width, height: img.height, tiles, probs, cams, camDims, k, modelMs, tilingMs: cutMs, notes: plan.note ? [plan.note] : [] };
+  const notes = plan.note ? [plan.note] : [];
+  return { width: img.width, height: img.height, tiles, probs, cams, camDims, k, modelMs, tilingMs: cutMs, notes };
 }
 
 /** Per logo class: its best window's probability, its image threshold, and whether it is present. */
@@ -221,9 +222,11 @@ function checkOptions(options) {
   for (const key of Object.keys(options)) {
     if (!(key in DEFAULT_OPTIONS)) throw new Error(`unknown scan option '${key}'`);
   }
-  if (!(opts.overlap >= 0 && opts.overlap <= 0.75)) throw new Error(`overlap must be in [0, 0.75], got ${opts.overlap}`);
-  if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error('batchSize must be a positive integer');
-  if (!(Number.isInteger(opts.maxWindows) && opts.maxWindows >= 1)) throw new Error('maxWindows must be a positive integer');
+  const positiveInt = (v) => Number.isInteger(v) && v >= 1;
+  const overlapOk = opts.overlap >= 0 && opts.overlap <= 0.75;
+  if (!overlapOk) throw new Error(`overlap must be in [0, 0.75], got ${opts.overlap}`);
+  if (!positiveInt(opts.batchSize)) throw new Error(`batchSize must be a positive integer, got ${opts.batchSize}`);
+  if (!positiveInt(opts.maxWindows)) throw new Error(`maxWindows must be a positive integer, got ${opts.maxWindows}`);
   return opts;
 }
 

@@ -6,7 +6,8 @@
 const f32 = Math.fround;
 
 function intersection(a, b) {
-  return Math.max(0, Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1)) * Math.max(0, Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1));
+  const w = Math.max(0, Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1));
+  return w * Math.max(0, Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1));
 }
 
 function area(b) {

@@ -96,7 +96,8 @@ function fitBudget(width, height, tile, scales, overlap, maxWindows) {
  * @param {number} width
  * @param {number} height
  * @param {number} tile the model's input size
- * @param {{overlap:number, maxUpscale:number, maxWindows:number, scales?:number[], minLogo?:number, maxLogo?:number}} opts
+ * @param {{overlap:number, maxUpscale:number, maxWindows:number,
+ *          scales?:number[], minLogo?:number, maxLogo?:number}} opts
  * @returns {{scales:number[], windows:number, note:string}}
  */
 export function planPyramid(width, height, tile, opts) {
@@ -131,7 +132,9 @@ export function pyramidTiles(width, height, scales, tile, overlap) {
   const out = [];
   for (const scale of scales) {
     const [w, h] = levelSize(width, height, scale);
-    for (const y of starts(h, tile, stride)) for (const x of starts(w, tile, stride)) out.push({ scale, x, y, size: tile });
+    for (const y of starts(h, tile, stride)) {
+      for (const x of starts(w, tile, stride)) out.push({ scale, x, y, size: tile });
+    }
   }
   return out;
 }

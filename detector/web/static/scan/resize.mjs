@@ -232,8 +232,9 @@ function resizeAreaFast(img, dw, dh, kx, ky) {
           }
         }
         let v;
-        if (dx < whole && dy * ky + ky <= sh) v = kx === 2 && ky === 2 ? (total + 2) >> 2 : roundHalfEven(f32(total * inv));
-        else v = roundHalfEven(f32(f32(total) / count));
+        const inside = dx < whole && dy * ky + ky <= sh;
+        if (!inside) v = roundHalfEven(f32(f32(total) / count));
+        else v = kx === 2 && ky === 2 ? (total + 2) >> 2 : roundHalfEven(f32(total * inv));
         out[(dy * dw + dx) * cn + c] = saturateU8(v);
       }
     }
