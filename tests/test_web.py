@@ -362,3 +362,98 @@ def test_export_web_from_a_model_directory(trained_model: Path, tmp_path: Path) 
     assert sorted(p.name for p in (out / "ort").iterdir()) == sorted(
         ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"]
     )
+
+
+PLAN_CHECK = """
+import fs from 'node:fs';
+import { planPyramid, pyramidTiles } from '%s';
+const out = JSON.parse(fs.readFileSync(process.argv[2])).map(([w, h, tile, maxWindows]) => {
+  try {
+    const plan = planPyramid(w, h, tile, { overlap: 0.5, maxUpscale: 2, maxWindows });
+    return { ...plan, tiles: pyramidTiles(w, h, plan.scales, tile, 0.5).map((t) => [t.scale, t.x, t.y]) };
+  } catch (err) {
+    return { error: err.message };
+  }
+});
+console.log(JSON.stringify(out));
+"""
+
+
+def test_scan_library_plans_the_pyramid_as_python(tmp_path: Path) -> None:
+    """Levels, windows and the budget's coarsening (or refusal) of odd and huge images, as plan.py does."""
+    from detector.pipeline.options import ScanOptions
+    from detector.pipeline.plan import plan_pyramid
+    from detector.pipeline.tiling import BudgetError, pyramid_tiles
+
+    sizes = [(320, 240, 80, 512), (640, 480, 128, 512), (1920, 1080, 128, 512), (4000, 3000, 299, 512)]
+    sizes += [(75, 2000, 80, 512), (12000, 300, 128, 512), (100, 100, 80, 512), (3000, 3000, 128, 64), (513, 97, 80, 3)]
+    sizes += [(20000, 80, 80, 8)]  # refused: no plan fits
+    cases = tmp_path / "sizes.json"
+    cases.write_text(json.dumps(sizes))
+    script = tmp_path / "plan_check.mjs"
+    script.write_text(PLAN_CHECK % (STATIC / "scan" / "pyramid.mjs").as_uri())
+    done = subprocess.run([_node(), str(script), str(cases)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for (w, h, tile, budget), js in zip(sizes, json.loads(done.stdout), strict=True):
+        try:
+            plan = plan_pyramid(w, h, tile, ScanOptions(max_windows=budget))
+        except BudgetError as e:
+            assert js.get("error") == str(e), (w, h, js)
+            continue
+        assert js["scales"] == pytest.approx(plan.scales, rel=1e-12) and js["windows"] == plan.windows, (w, h)
+        assert js["note"] == plan.note, (w, h)
+        tiles = pyramid_tiles(w, h, plan.scales, tile, 0.5)
+        assert [(x, y) for _, x, y in js["tiles"]] == [(t.x, t.y) for t in tiles], (w, h)
+
+
+MERGE_CHECK = """
+import fs from 'node:fs';
+import { applyBoxCalibration, mergeLevels } from '%s';
+const { sets, calibration } = JSON.parse(fs.readFileSync(process.argv[2]));
+const out = sets.map((dets) => applyBoxCalibration(calibration, mergeLevels(dets), 80, 320, 240));
+console.log(JSON.stringify(out));
+"""
+
+
+def test_scan_library_merges_and_calibrates_as_python(tmp_path: Path) -> None:
+    """Random overlapping boxes of two labels and levels (ties included): NMS per label as OpenCV's
+    NMSBoxes, containment suppression, then a box correction and scorer, as merge.py + calibration.py."""
+    from detector.geometry import Detection
+    from detector.pipeline.calibration import SCORER_FEATURES, BoxCalibration
+    from detector.pipeline.merge import merge_levels
+
+    rng = np.random.default_rng(3)
+    calibration = {
+        "correction": {"log_w": [0.2, 0.1], "log_h": [0.15, -0.05], "dx": 0.02, "dy": -0.03, "pairs": 20},
+        "scorer": {
+            "features": list(SCORER_FEATURES),
+            "labels": {"a": {"coef": [0.8, -0.5, 0.1, -0.3, 0.2, -1.0, -0.4, -0.2], "intercept": 0.3}},
+        },
+    }
+    sets = []
+    for _ in range(60):
+        n = int(rng.integers(1, 12))
+        x1, y1 = rng.uniform(0, 250, n), rng.uniform(0, 180, n)
+        w, h = rng.uniform(5, 70, n), rng.uniform(5, 60, n)
+        scores = np.where(rng.random(n) < 0.4, 1.0, rng.uniform(0.3, 1.0, n))  # many exact ties at 1.0
+        sets.append(
+            [
+                {"label": str(rng.choice(["a", "b"])), "score": float(s), "x1": float(a), "y1": float(b)}
+                | {"x2": float(a + c), "y2": float(b + d), "scale": float(rng.choice([1.944, 0.888, 0.405]))}
+                for s, a, b, c, d in zip(scores, x1, y1, w, h, strict=True)
+            ]
+        )
+    data = tmp_path / "sets.json"
+    data.write_text(json.dumps({"sets": sets, "calibration": calibration}))
+    script = tmp_path / "merge_check.mjs"
+    script.write_text(MERGE_CHECK % (STATIC / "scan" / "boxes.mjs").as_uri())
+    done = subprocess.run([_node(), str(script), str(data)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    cal = BoxCalibration.from_dict(calibration)
+    for dets, js in zip(sets, json.loads(done.stdout), strict=True):
+        py = cal.apply(merge_levels([Detection(**d) for d in dets], "nms"), 80, 320, 240)
+        assert [b["label"] for b in js] == [d.label for d in py]
+        for b, d in zip(js, py, strict=True):
+            assert [b[k] for k in ("score", "x1", "y1", "x2", "y2")] == pytest.approx(
+                [d.score, d.x1, d.y1, d.x2, d.y2], abs=1e-9
+            )

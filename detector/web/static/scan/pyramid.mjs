@@ -74,8 +74,9 @@ function fitBudget(width, height, tile, scales, overlap, maxWindows) {
   const least = lo <= 1 ? countWindows(width, height, shrunk(lo), tile, overlap) : need;
   if (lo > 1 || least > maxWindows) {
     throw new BudgetError(
-      `this ${width}x${height} image needs at least ${least} windows (max_windows ${maxWindows}) to see a logo ` +
-        'as tall as the image: crop or split it',
+      `this ${width}x${height} image needs at least ${least.toLocaleString('en-US')} windows (max_windows ` +
+        `${maxWindows.toLocaleString('en-US')}) to see a logo as tall as the image: crop or split it, ` +
+        'or raise max_windows',
     );
   }
   let hi = 1.0;
@@ -85,9 +86,10 @@ function fitBudget(width, height, tile, scales, overlap, maxWindows) {
     else hi = mid;
   }
   const fitted = shrunk(lo);
+  const n = (v) => v.toLocaleString('en-US'); // Python's {:,}
   const note =
-    `pyramid coarsened x${Number(lo.toPrecision(3))} to fit max_windows ${maxWindows} (${need} windows needed): ` +
-    `scales ${fmtScales(fitted)} instead of ${fmtScales(levels)}`;
+    `pyramid coarsened x${Number(lo.toPrecision(3))} to fit max_windows ${n(maxWindows)} (${n(need)} windows ` +
+    `needed): scales ${fmtScales(fitted)} instead of ${fmtScales(levels)}`;
   return { scales: fitted, windows: countWindows(width, height, fitted, tile, overlap), note };
 }
 
