@@ -61,8 +61,10 @@ def serve(source: ModelSource, config: ServeConfig, access_log: bool = True) -> 
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     detector = build_detector(source, config)
+    if not config.private:  # no temp folder unless --private builds a site (the server leaves nothing behind)
+        return _run(create_app(config, detector), detector, config, access_log)
     with tempfile.TemporaryDirectory(prefix="detect-serve-site-") as tmp:
-        site = private_site(source, Path(tmp) / "site") if config.private else None
+        site = private_site(source, Path(tmp) / "site")
         _run(create_app(config, detector, site), detector, config, access_log)
 
 
