@@ -12,10 +12,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from detector.backends import ModelSource
 from detector.console.flags import with_flags
 from detector.engines import EngineOptions, ScanJob
+from detector.engines.ray_options import RayOptions
 from detector.errors import DetectorError
 from detector.images import ImageLimits
 from detector.pipeline.options import ScanOptions
@@ -66,7 +68,7 @@ def command(fn: Any = None, *, tf: bool = False) -> Any:
         except DetectorError as e:
             if _debug:
                 raise
-            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as e:  # an output that cannot be written (disk full, permissions): one line
             if _debug:
@@ -263,6 +265,7 @@ def scan(
     output: OutputOptions,
     video: VideoOptions,
     engine: EngineOptions,
+    ray: RayOptions,
 ) -> None:
     """Find logos in images, videos and folders: verdicts, scores and boxes (multi-scale tiles + Grad-CAM).
 
@@ -277,7 +280,7 @@ def scan(
     from detector.engines import run_job
 
     options = replace(options, heatmap=options.heatmap and output.annotated_dir is not None)
-    job = ScanJob(inputs, source, options, limits, folders, output, video)
+    job = ScanJob(inputs, source, options, limits, folders, output, video, ray)
     summary = run_job(job, engine, out)
     if summary.images > 1 or summary.errors or summary.videos or summary.skipped_done:
         say(summaries.scanned(summary), err)

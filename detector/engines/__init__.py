@@ -21,14 +21,16 @@ from detector.results.writer import OutputOptions
 from detector.video.decode import VideoOptions
 
 #: engine name -> "module:function"; each function takes (ScanJob, console) and returns a BatchSummary.
-ENGINES = {"local": "detector.engines.local:run_local"}
+ENGINES = {"local": "detector.engines.local:run_local", "ray": "detector.engines.ray_engine:run_ray"}
 
 
 @dataclass(frozen=True)
 class EngineOptions:
     """Which engine scans a job."""
 
-    engine: str = option("local", "Where images are scanned: local (this process).", choices=tuple(ENGINES))
+    engine: str = option(
+        "local", "Where images are scanned: local (this process) or ray (a Ray cluster).", choices=tuple(ENGINES)
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -45,6 +47,7 @@ class ScanJob:
     folders: FolderOptions = field(default_factory=FolderOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
     video: VideoOptions = field(default_factory=VideoOptions)
+    engine_options: object | None = None  # the chosen engine's own settings (RayOptions for ray), or its defaults
 
 
 def run_job(job: ScanJob, engine: EngineOptions | None = None, console: object | None = None) -> BatchSummary:

@@ -51,12 +51,39 @@ class FolderOptions:
         check_fields(self)
 
 
-def _wanted(rel: PurePath, glob: str | None) -> bool:
+def is_wanted(rel: PurePath, glob: str | None) -> bool:
+    """Whether a folder walk scans the file at `rel` (relative to the folder): no dot-names; the glob, or
+    an image or video extension. The ray engine lists URI folders with the same rule."""
     if rel.name.startswith("."):
         return False
     if glob:
         return rel.match(glob) or fnmatch.fnmatch(rel.name, glob)
     return is_image_path(Path(rel.name)) or is_video_path(Path(rel.name))
+
+
+#: A file named directly with one of these suffixes is a list of paths to scan, one a line.
+PATH_LIST_SUFFIXES = (".txt", ".lst")
+
+
+def is_path_list(path: Path) -> bool:
+    return path.suffix.lower() in PATH_LIST_SUFFIXES and path.is_file()
+
+
+def read_path_list(path: Path) -> list[str]:
+    """The entries of a path list: one a line, empty lines skipped, relative ones taken from the list's
+    folder (a list travels with its photos). Lines are bytes, so non-UTF-8 names survive; a line may be a
+    URI (s3://...), which only the ray engine reads."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DetectorError(f"{path}: cannot read the path list: {e.strerror or e}") from None
+    out = []
+    for line in raw.splitlines():
+        name = os.fsdecode(line.rstrip(b"\r"))
+        if not name.strip():
+            continue
+        out.append(name if "://" in name or os.path.isabs(name) else os.path.normpath(os.path.join(path.parent, name)))
+    return out
 
 
 def list_images(inputs: Iterable[str | Path], glob: str | None = None) -> list[Path]:
@@ -65,11 +92,16 @@ def list_images(inputs: Iterable[str | Path], glob: str | None = None) -> list[P
     In folders: names with an image or video extension (or matching `glob`), whatever they are; a FIFO, a
     device or a broken link of such a name becomes an error record when scanned, never a hang. Names
     starting with a dot are skipped, and links to folders are not followed (no loops, no escaping the
-    folder); links to files are. A path named directly is always kept (a bad one is an error result).
+    folder); links to files are. A path named directly is always kept (a bad one is an error result),
+    except a `.txt`/`.lst` file: a list of paths (`read_path_list`), each taken as if named directly
+    (a folder in the list is walked; a list in a list is not read).
     """
     out: list[Path] = []
+    named: list[Path] = []
     for item in inputs:
         p = Path(item)
+        named += [Path(name) for name in read_path_list(p)] if is_path_list(p) else [p]
+    for p in named:
         if not p.is_dir():
             out.append(p)
             continue
@@ -77,7 +109,7 @@ def list_images(inputs: Iterable[str | Path], glob: str | None = None) -> list[P
         for top, dirs, files in os.walk(p, followlinks=False):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             base = Path(top)
-            found += [base / f for f in files if _wanted((base / f).relative_to(p), glob)]
+            found += [base / f for f in files if is_wanted((base / f).relative_to(p), glob)]
         out += sorted(found)
     seen: set[Path] = set()
     return [p for p in out if not (p in seen or seen.add(p))]
@@ -191,9 +223,11 @@ class BatchSummary:
             self.per_label[label] += 1
 
 
-def _scan_one(
+def scan_one(
     detector: Detector, p: Path, img: LoadedImage | None, sha: str, err: str, thresholds: dict[str, float]
 ) -> ScanResult:
+    """One decoded (or refused) file's record: the scan with exposure, or an error record; never raises,
+    so one file cannot cost a batch the others' results. Every engine scans a file with this."""
     if img is None:
         r = detector.error_result(str(p), err)
         r.sha256 = sha
@@ -282,7 +316,7 @@ def _scan_images(
         bar = tqdm(total=len(todo), unit="img", desc="scan", disable=None, smoothing=0.1)
     try:
         for p, img, sha, err in iter_loaded(todo, detector.max_pixels, workers, max_file_bytes=detector.max_file_bytes):
-            r = _scan_one(detector, p, img, sha, err, thresholds)
+            r = scan_one(detector, p, img, sha, err, thresholds)
             summary.add(r)
             on_result(r, img.pixels if img is not None else None)
             if bar is not None:

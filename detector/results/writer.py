@@ -21,7 +21,7 @@ from rich.console import Console
 
 from detector.model.meta import ModelMeta
 from detector.options import OptionError, check_fields, option
-from detector.results.formats import to_coco, to_csv, to_jsonl_line
+from detector.results.formats import ParquetStream, to_coco, to_csv, to_jsonl_line
 from detector.results.record import ScanResult, display_path
 from detector.results.render import annotate, heatmap_overlay, write_rgb
 
@@ -73,7 +73,7 @@ def _umask() -> int:
     return mask
 
 
-FORMATS = ("text", "json", "jsonl", "csv", "coco")
+FORMATS = ("text", "json", "jsonl", "csv", "coco", "parquet")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class OutputOptions:
         True
     """
 
-    format: str = option("text", "text, json, jsonl, csv or coco.", choices=FORMATS)
+    format: str = option("text", "text, json, jsonl, csv, coco or parquet (needs --output).", choices=FORMATS)
     output: str | None = option(None, "Write results to this file (default: stdout).")
     annotated_dir: str | None = option(None, "Write annotated images here.", flag="--out")
     print_boxes: bool = option(False, "Print the boxes.", flag="--boxes")
@@ -95,6 +95,8 @@ class OutputOptions:
         check_fields(self)
         if self.resume and (self.output is None or self.format != "jsonl"):
             raise OptionError("resume", "needs format jsonl and an output file (the results written so far)")
+        if self.format == "parquet" and self.output is None:
+            raise OptionError("format", "parquet needs an output file (--output results.parquet)")
 
     @property
     def output_path(self) -> Path | None:
@@ -106,7 +108,8 @@ class OutputOptions:
 
 
 class ScanWriter:
-    """Streams jsonl/text per image; json/csv/coco are written once at the end (they are documents).
+    """Streams jsonl/text per image, and parquet a row group at a time (renamed into place at the end);
+    json/csv/coco are written once at the end (they are documents).
 
     `inputs` are the paths the user named: annotated images of files in a named folder keep their
     path under it. `single`: one image was asked for, so json writes its record, not a list."""
@@ -130,6 +133,7 @@ class ScanWriter:
         self.kept: list[ScanResult] = []
         self.records: list[dict] = []  # appearance and video records, for the json document
         self.stream: TextIO | None = None
+        self.parquet = ParquetStream(self.output) if self.fmt == "parquet" and self.output is not None else None
         self.repaired = 0
         if self.output is not None and self.fmt in ("jsonl", "text"):
             self.output.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +160,8 @@ class ScanWriter:
                 write_rgb(self.out_dir / f"{name}.heatmap-{label}.jpg", heatmap_overlay(pixels, heat))
         if self.fmt == "jsonl":
             self._emit(to_jsonl_line(r))
+        elif self.parquet is not None:
+            self.parquet.add(r.as_dict())
         elif self.fmt == "text":
             self._emit(self._text(r))
         else:
@@ -218,6 +224,8 @@ class ScanWriter:
                 self.console.out(text, end="", highlight=False)
         if self.stream:
             self.stream.close()
+        if self.parquet is not None:
+            self.parquet.close()
 
 
 def _record_text(rec: dict) -> str:

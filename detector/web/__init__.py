@@ -1,10 +1,11 @@
 """`detect export-web`: the whole scan in the visitor's browser, as a self-contained static site.
 
-The site is the page (static/index.html, app.mjs, style.css), the scan library (static/logo-scan.mjs
-and static/scan/, the same module examples/node/scan_image.js runs on onnxruntime-node), the model
-file(s), and onnxruntime-web's WebAssembly build copied from its npm package at build time (an `npm
-ci` in this folder on first use; never a CDN). Photos are decoded and scanned in the tab: the page
-fetches only its own files, and its Content-Security-Policy allows nothing else.
+The site is the page (static/index.html, app.mjs, web.css over the upload page's style.css), the
+scan library (static/logo-scan.mjs and static/scan/, the same module examples/node/scan_image.js runs
+on onnxruntime-node), the model file(s), and onnxruntime-web's WebAssembly build copied from its npm
+package at build time (an `npm ci` in this folder on first use; never a CDN). Photos are decoded and
+scanned in the tab: the page fetches only its own files, and its Content-Security-Policy allows
+nothing else.
 
 Threads need cross-origin isolation: serve the site with `Cross-Origin-Opener-Policy: same-origin`
 and `Cross-Origin-Embedder-Policy: require-corp` (the `_headers` file written beside index.html says
@@ -29,6 +30,7 @@ from detector.options import check_fields, option
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC = WEB_DIR / "static"
+PAGE_STYLE = WEB_DIR.parent / "serve" / "static" / "style.css"
 SITE_FORMAT = "logo-detector/web-site@1"
 QUANTIZE = ("none", "fp16", "int8")
 #: onnxruntime-web's CPU (WebAssembly) build: the ES module, its Emscripten loader and the binary.
@@ -247,6 +249,7 @@ def write_site(out: Path, files: dict[str, Path], dist: Path) -> list[dict]:
             dst = out / src.relative_to(STATIC)
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+    shutil.copy2(PAGE_STYLE, out / "style.css")  # the upload page's look, one stylesheet for both pages
     (out / "ort").mkdir(exist_ok=True)
     for f in ORT_FILES:
         shutil.copy2(dist / f, out / "ort" / f)

@@ -6,89 +6,24 @@
 // Everything besides the weights comes from the file's metadata_props (the contract is
 // detector/backends/onnx_meta.py): classes, the negative class, the input size, the per-class
 // thresholds and where CAM cells sit in the tile. onnxruntime-node (1.30) exposes input/output
-// shapes but not the model's custom metadata, so readMetadataProps() reads that one field of the
-// ONNX protobuf itself.
+// shapes but not the model's custom metadata, so readModelMeta() reads that one field of the
+// ONNX protobuf itself (with the in-browser scan library's reader).
 'use strict';
 
 const fs = require('node:fs');
+const path = require('node:path');
 const ort = require('onnxruntime-node');
 const { PNG } = require('pngjs');
 const jpeg = require('jpeg-js');
 
-const FORMAT = 'logo-detector/onnx@1';
+// The file's metadata is read by the scan library's own reader (the page and scan_image.js use it too):
+// detector/web/static/scan/meta.mjs, an ES module, loaded with import() from this CommonJS script.
+const META = path.join(__dirname, '..', '..', 'detector', 'web', 'static', 'scan', 'meta.mjs');
 
-// ---- ONNX metadata_props: ModelProto field 14, repeated StringStringEntryProto {key = 1, value = 2} ----
-
-function readVarint(buf, pos) {
-  // Numbers, not 32-bit shifts: field lengths in a large model can pass 2^31.
-  let value = 0;
-  let scale = 1;
-  for (;;) {
-    if (pos >= buf.length) throw new Error('truncated protobuf varint');
-    const byte = buf[pos++];
-    value += (byte & 0x7f) * scale;
-    if (byte < 0x80) return [value, pos];
-    scale *= 128;
-    if (scale > 2 ** 63) throw new Error('protobuf varint too long');
-  }
-}
-
-// Calls onField(fieldNumber, wireType, start, end) for each field of one message in buf[start, end).
-function forEachField(buf, start, end, onField) {
-  let pos = start;
-  while (pos < end) {
-    let tag;
-    [tag, pos] = readVarint(buf, pos);
-    const field = Math.floor(tag / 8);
-    const wire = tag % 8;
-    let next;
-    if (wire === 0) next = readVarint(buf, pos)[1];
-    else if (wire === 1) next = pos + 8;
-    else if (wire === 5) next = pos + 4;
-    else if (wire === 2) {
-      let len;
-      [len, pos] = readVarint(buf, pos);
-      next = pos + len;
-    } else throw new Error(`unsupported protobuf wire type ${wire} (not an ONNX file?)`);
-    if (next > end) throw new Error('truncated protobuf message (not an ONNX file?)');
-    onField(field, wire, pos, next);
-    pos = next;
-  }
-}
-
-function readMetadataProps(buf) {
-  const props = {};
-  forEachField(buf, 0, buf.length, (field, wire, start, end) => {
-    if (field !== 14 || wire !== 2) return; // skips the graph (field 7) without parsing it
-    let key = '';
-    let value = '';
-    forEachField(buf, start, end, (f, w, s, e) => {
-      if (w !== 2) return;
-      if (f === 1) key = buf.toString('utf8', s, e);
-      else if (f === 2) value = buf.toString('utf8', s, e);
-    });
-    props[key] = value;
-  });
-  return props;
-}
-
-function parseMetadata(props) {
-  if (props.format !== FORMAT) {
-    throw new Error(`not a logo-detector ONNX file (format ${JSON.stringify(props.format ?? null)})`);
-  }
-  return {
-    format: props.format,
-    classes: JSON.parse(props.classes),
-    negative_class: props.negative_class,
-    input_size: Number(props.input_size),
-    thresholds: JSON.parse(props.thresholds || '{}'),
-    cam_layer: props.cam_layer,
-    cam_stride: Number(props.cam_stride),
-    cam_offset: Number(props.cam_offset),
-    precision: props.precision || 'fp32',
-    version: props.version,
-    source_model_sha256: props.source_model_sha256,
-  };
+async function readModelMeta(modelBytes) {
+  const { readMetadataProps, parseModelMeta } = await import(META);
+  const meta = parseModelMeta(readMetadataProps(modelBytes));
+  return { ...meta, head_bias: Array.from(meta.head_bias) }; // plain numbers, for --json
 }
 
 // ---- image -> float32 [1, size, size, 3] RGB 0..255 (the graph does the rest of the preprocessing) ----
@@ -172,8 +107,7 @@ async function main(argv) {
   }
   const [modelPath, imagePath] = args;
   const modelBytes = fs.readFileSync(modelPath);
-  const props = readMetadataProps(modelBytes);
-  const meta = parseMetadata(props);
+  const meta = await readModelMeta(modelBytes);
   const img = decodeImage(fs.readFileSync(imagePath));
   const resized = img.width !== meta.input_size || img.height !== meta.input_size;
   if (resized) {
@@ -226,4 +160,4 @@ if (require.main === module) {
   );
 }
 
-module.exports = { readMetadataProps, parseMetadata, decodeImage, decide, camPeak };
+module.exports = { readModelMeta, decodeImage, decide, camPeak };
