@@ -1,9 +1,10 @@
 """Scale-out overhead: `detect scan --engine ray` (2 actors x 1 model thread) against the local engine, same cores.
 
 Both engines scan the same 1,000 synthetic 500x375 photos (a social-media photo's size; scenes of the
-demo logo, cached) with the same ONNX model, by default the default real-photo model's (224 px, head on
-mixed6; benchmarks/photo_speed.py's: the FlickrLogos-27 one when that benchmark trained it, else the
-same architecture with random weights), one after the other in this one run,
+demo logo, cached) with the same ONNX model, by default the demo model's (128 px, head on mixed2;
+benchmarks/web_speed.py's: `make demo`'s when it is there, else the architecture with random weights:
+1,000 photos of the default real-photo model take ~40 minutes an engine on 2 AVX2 cores, and a lighter
+model is the harder test of an engine's per-photo overhead), one after the other in this one run,
 each a fresh `python cli.py scan ... --format jsonl --output F` process: the local engine as a user runs
 it (2 decoding threads, onnxruntime on every core), the ray engine with no --address, so it starts a
 Ray cluster on this machine (sized to it: 2 CPUs) and two actors that hold one CPU and one model
@@ -58,11 +59,12 @@ def photos(n: int) -> Path:
 
 
 def default_model() -> tuple[Path, str]:
-    """The default real-photo model, exported to ONNX fp32 (photo_speed's, made once)."""
-    from photo_speed import export, model_and_photos
+    """The demo model (or its architecture with random weights), exported to ONNX fp32 (made once)."""
+    from photo_speed import export
+    from web_speed import model_dir
 
-    model_dir, _, what = model_and_photos(1)
-    return export(model_dir, "none")[0], what
+    folder, what = model_dir(None)
+    return export(folder, "none")[0], what
 
 
 def wait_quiet(limit_s: float, poll_s: float = 30.0) -> dict[str, Any]:
@@ -195,7 +197,7 @@ def verdicts(path: Path) -> dict[str, tuple]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, help="The ONNX model (default: the default real-photo model's).")
+    ap.add_argument("--model", type=Path, help="The ONNX model (default: the demo model's).")
     ap.add_argument("--photos", type=int, default=1000)
     ap.add_argument("--wait-s", type=float, default=1200, help="Longest wait for a quiet machine.")
     ap.add_argument("--out", type=Path, default=RESULT)

@@ -170,7 +170,8 @@ class ScanWriter:
 
     def add_record(self, rec: dict) -> None:
         """A record that is not one image's result (a video's appearance or closing record):
-        a line in jsonl, a sentence in text, an element of the json list; csv and coco leave it out."""
+        a line in jsonl, a sentence in text, an element of the json list; csv, coco and parquet (rows of
+        image and frame records) leave it out."""
         if self.fmt == "jsonl":
             self._emit(json.dumps(rec, ensure_ascii=False) + "\n")
         elif self.fmt == "text":
