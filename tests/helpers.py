@@ -1,4 +1,4 @@
-"""Small helpers shared by tests: running the real CLI in a subprocess."""
+"""Small helpers shared by tests: running the real CLI in a subprocess, launching headless Chromium."""
 
 from __future__ import annotations
 
@@ -20,3 +20,20 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+CHROMIUM = os.environ.get("DETECT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHROMIUM_ARGS += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def launch_chromium(playwright):  # noqa: ANN001, ANN201 - Playwright's objects, imported by the tests only
+    """Debian's headless Chromium through Playwright (the pages' tests); a clear failure when it is missing."""
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's browser with `apt-get install -y chromium` "
+            "(`make test` does this when run as root), or point DETECT_CHROMIUM at a Chromium binary"
+        )
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

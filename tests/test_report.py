@@ -20,9 +20,8 @@ from detector.report import build
 from detector.report.exposure import ZONES, exposure_fields, prominence, sharpness_of
 from detector.video.appearances import AppearanceJoiner
 from detector.video.synth import write_demo_video
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, launch_chromium, run_cli
 
-CHROMIUM = os.environ.get("DETECT_CHROMIUM", "/usr/bin/chromium")
 LOGO_FROM, LOGO_TO, EVERY = 2.0, 5.0, 0.5  # the test video's logo interval and sampling step
 
 
@@ -257,14 +256,6 @@ def test_video_that_cannot_be_decoded_is_an_error_record(exported_onnx, tmp_path
 # -- the page in a real browser ---------------------------------------------------------------------
 
 
-def _launch_chromium(p):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium`, or set DETECT_CHROMIUM")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    args += ["--disable-component-update", "--disable-sync", "--no-first-run"]
-    return p.chromium.launch(executable_path=CHROMIUM, args=args)
-
-
 def test_report_page_in_headless_chromium(scanned: Path, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -278,7 +269,7 @@ def test_report_page_in_headless_chromium(scanned: Path, tmp_path: Path) -> None
     assert row["screen_share"] == pytest.approx(row["exposure_s"] / 8.0, abs=1e-6)
     docs = ROOT / "docs" if os.environ.get("DETECT_UPDATE_SCREENSHOTS") else tmp_path
     with sync_playwright() as p:
-        browser = _launch_chromium(p)
+        browser = launch_chromium(p)
         try:
             for name, viewport, mobile in (
                 ("desktop", {"width": 1280, "height": 900}, False),

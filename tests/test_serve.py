@@ -25,11 +25,10 @@ from PIL import Image
 from detector.serve.process import ServerProcess
 from detector.synth.compose import alpha_paste, procedural_background
 from detector.synth.demo_logo import demo_logo
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, launch_chromium, run_cli
 
 KEY = "test-key-0123456789"
 AUTH = {"X-API-Key": KEY}
-CHROMIUM = os.environ.get("DETECT_CHROMIUM", "/usr/bin/chromium")
 LOGOS = [(170, 80, 120), (30, 30, 36)]  # (x, y, side) in a 320x240 scene: the test model finds both
 PAGE_SCENE = (3, [(30, 120, 60), (180, 40, 90)])  # seed, logos: two tight boxes (IoU ~0.7) for the screenshots
 
@@ -319,17 +318,6 @@ def test_a_full_queue_is_503_with_retry_after(client: httpx.Client) -> None:
 # -- the page in a real browser ---------------------------------------------------------------------
 
 
-def _launch_chromium(p):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: install Debian's browser with `apt-get install -y chromium` "
-            "(`make test` does this when run as root), or point DETECT_CHROMIUM at a Chromium binary"
-        )
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    args += ["--disable-component-update", "--disable-sync", "--no-first-run"]
-    return p.chromium.launch(executable_path=CHROMIUM, args=args)
-
-
 def test_page_in_headless_chromium(server: ServerProcess, tmp_path: Path) -> None:
     try:
         from playwright.sync_api import sync_playwright
@@ -340,7 +328,7 @@ def test_page_in_headless_chromium(server: ServerProcess, tmp_path: Path) -> Non
     # Screenshots go to the test's temp dir; DETECT_UPDATE_SCREENSHOTS=1 refreshes the README's in docs/.
     docs = ROOT / "docs" if os.environ.get("DETECT_UPDATE_SCREENSHOTS") else tmp_path
     with sync_playwright() as p:
-        browser = _launch_chromium(p)
+        browser = launch_chromium(p)
         try:
             for name, viewport, mobile in (
                 ("desktop", {"width": 1280, "height": 800}, False),

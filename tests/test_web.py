@@ -26,10 +26,9 @@ import numpy as np
 import pytest
 
 from detector.serve.process import ServerProcess
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, launch_chromium, run_cli
 from tests.web_parity import calibrated_copy, compare, png_scenes, summary
 
-CHROMIUM = os.environ.get("DETECT_CHROMIUM", "/usr/bin/chromium")
 STATIC = ROOT / "detector" / "web" / "static"
 VIEWPORTS = {"desktop": ({"width": 1280, "height": 800}, False), "phone": ({"width": 390, "height": 844}, True)}
 
@@ -180,14 +179,6 @@ def static_server(site: Path) -> Iterator:
         srv.server_close()
 
 
-def _launch_chromium(p):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium`, or set DETECT_CHROMIUM")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    args += ["--disable-component-update", "--disable-sync", "--no-first-run"]
-    return p.chromium.launch(executable_path=CHROMIUM, args=args)
-
-
 def _open(browser, url: str, name: str, requests: list):
     viewport, mobile = VIEWPORTS[name]
     ctx = browser.new_context(viewport=viewport, is_mobile=mobile, has_touch=mobile, accept_downloads=True)
@@ -234,7 +225,7 @@ def test_page_scans_like_python_and_uploads_nothing(
     docs = ROOT / "docs" if os.environ.get("DETECT_UPDATE_SCREENSHOTS") else tmp_path
     requests: list = []
     with sync_playwright() as p:
-        browser = _launch_chromium(p)
+        browser = launch_chromium(p)
         try:
             ctx, page = _open(browser, srv.url + "/", "desktop", requests)
             info = page.inner_text("#model-info")
@@ -272,7 +263,7 @@ def test_threads_when_cross_origin_isolated(site: Path, calibrated: Path, scenes
     srv = static_server(isolated=True)
     requests: list = []
     with sync_playwright() as p:
-        browser = _launch_chromium(p)
+        browser = launch_chromium(p)
         try:
             ctx, page = _open(browser, srv.url + "/?threads=2", "desktop", requests)
             assert page.evaluate("crossOriginIsolated") is True
@@ -302,7 +293,7 @@ def test_quantized_site_loads_the_small_model(
     srv = static_server(root=out)
     requests: list = []
     with sync_playwright() as p:
-        browser = _launch_chromium(p)
+        browser = launch_chromium(p)
         try:
             ctx, page = _open(browser, srv.url + "/", "desktop", requests)
             assert "int8" in page.inner_text("#model-info")
