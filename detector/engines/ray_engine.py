@@ -221,7 +221,7 @@ def run_ray(job: ScanJob, console: Any = None) -> BatchSummary:
     for name in listing.remote_videos:
         _write(writer, summary, det.error_result(name, "a video behind a URI: copy it to a local path to scan it"))
     if listing.videos:
-        _merge(summary, _scan_videos(job, det, listing.videos, writer))
+        summary.merge(_scan_videos(job, det, listing.videos, writer))
     writer.close()
     return summary
 
@@ -411,16 +411,6 @@ def _scan_videos(job: ScanJob, det: Detector, videos: list[Path], writer: ScanWr
         sampling=job.video.sampling(),
         on_record=writer.add_record,
     )
-
-
-def _merge(into: BatchSummary, other: BatchSummary) -> None:
-    into.images += other.images
-    into.skipped_done += other.skipped_done
-    into.errors += other.errors
-    into.with_logo += other.with_logo
-    into.per_label.update(other.per_label)
-    into.videos += other.videos
-    into.frames += other.frames
 
 
 def _first_line(e: BaseException) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.report.exposure import EXPOSURE_VERSION, PROMINENCE_WEIGHTS, ZONES
-from detector.results.writer import write_atomic
+from detector.results.atomic import write_atomic
 
 CSV_COLUMNS = [
     "brand", "photos", "photo_share", "frames", "frame_share", "detections", "share_of_voice",

@@ -12,7 +12,7 @@ from typing import Any
 from detector.report.exposure import PROMINENCE_WEIGHTS, ZONES
 from detector.report.gallery import thumbnail_uri
 from detector.report.plots import all_plots
-from detector.results.writer import write_atomic
+from detector.results.atomic import write_atomic
 
 
 def _css() -> str:

@@ -21,7 +21,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
@@ -221,6 +221,14 @@ class BatchSummary:
             self.with_logo += 1
         for label in r.labels:
             self.per_label[label] += 1
+
+    def merge(self, other: BatchSummary) -> None:
+        """Add another part's counts (the ray engine's videos, scanned on the driver after the images)."""
+        for f in fields(self):
+            if f.name == "per_label":
+                self.per_label.update(other.per_label)
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 def scan_one(

@@ -6,11 +6,11 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from detector.errors import DetectorError
+from detector.results.atomic import temp_beside
 from detector.results.coco import coco_document
 from detector.results.record import ScanResult, path_fields
 
@@ -90,10 +90,7 @@ class ParquetStream:
         except ImportError:
             raise DetectorError("--format parquet needs pyarrow: pip install 'logo-detector[parquet]'") from None
         self.path, self.schema, self.rows = path, parquet_schema(), []
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_beside(path)
         self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
 
     def add(self, record: dict[str, Any]) -> None:
@@ -111,11 +108,4 @@ class ParquetStream:
     def close(self) -> None:
         self._flush()
         self.writer.close()
-        os.chmod(self.tmp, 0o666 & ~_umask())
         os.replace(self.tmp, self.path)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from rich.console import Console
 
 from detector.model.meta import ModelMeta
 from detector.options import OptionError, check_fields, option
+from detector.results.atomic import write_atomic
 from detector.results.formats import ParquetStream, to_coco, to_csv, to_jsonl_line
 from detector.results.record import ScanResult, display_path
 from detector.results.render import annotate, heatmap_overlay, write_rgb
@@ -49,28 +49,6 @@ def repair_torn_tail(path: Path) -> int:
                 break
         f.truncate(keep)
         return size - keep
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temp file beside `path`, then rename it over `path`: never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would have
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 FORMATS = ("text", "json", "jsonl", "csv", "coco", "parquet")
