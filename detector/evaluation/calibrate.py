@@ -24,7 +24,7 @@ from detector.evaluation.metrics import choose_threshold
 from detector.evaluation.scenes import SceneReport, box_ap, collect_evidence, evaluate_scenes, scene_split
 from detector.model.meta import ModelMeta
 from detector.model.store import read_meta, update_meta
-from detector.pipeline.calibration import BoxCalibration, fit_box_calibration
+from detector.pipeline.calibration import BoxCalibration, box_hits, fit_box_calibration
 from detector.pipeline.options import ScanOptions
 
 CAM_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -76,14 +76,20 @@ def _scanning_with(backend: Backend, meta: ModelMeta) -> Iterator[None]:
         backend.meta = saved
 
 
-def _fit_and_judge(r: SceneReport, meta: ModelMeta) -> tuple[BoxCalibration, float]:
-    """The box calibration fitted on a report's boxes, and the AP@0.5 of the boxes it gives."""
+def _fit_and_judge(r: SceneReport, meta: ModelMeta) -> tuple[BoxCalibration, float, dict[str, dict[str, int]]]:
+    """The box calibration fitted on a report's boxes, the AP@0.5 of the boxes it gives, and per label
+    how many of those boxes are right and wrong (the scorer needs enough of each)."""
     tile = meta.input_size
     truth = [rec.boxes for rec in r.records]
     sizes = [(res.width, res.height) for res in r.results]
     fit = fit_box_calibration([res.boxes for res in r.results], truth, sizes, tile)
     final = [replace(res, boxes=fit.apply(res.boxes, tile, res.width, res.height)) for res in r.results]
-    return fit, box_ap(final, r.records, meta.positive_classes)["ap50"] or 0.0
+    counts: dict[str, dict[str, int]] = {}
+    for res, gts in zip(final, truth, strict=True):
+        for d, hit in zip(res.boxes, box_hits(res.boxes, gts), strict=True):
+            c = counts.setdefault(d.label, {"right": 0, "wrong": 0})
+            c["right" if hit else "wrong"] += 1
+    return fit, box_ap(final, r.records, meta.positive_classes)["ap50"] or 0.0, counts
 
 
 def _image_thresholds(meta: ModelMeta, evidence: list, target_precision: float) -> dict[str, dict[str, Any]]:
@@ -112,6 +118,7 @@ class _BoxSearch:
     raw: dict[tuple[float, float], float]
     fits: dict[tuple[float, float], BoxCalibration]
     table: dict[tuple[float, float], float]
+    boxes: dict[tuple[float, float], dict[str, dict[str, int]]]
 
     @property
     def best(self) -> tuple[float, float]:
@@ -127,12 +134,12 @@ def _search_boxes(
     backend: Backend, ds: BoxDataset, split: str, opts: ScanOptions, evidence: list, grid: tuple[tuple, tuple]
 ) -> _BoxSearch:
     candidates, joins = grid
-    search = _BoxSearch({}, {}, {})
+    search = _BoxSearch({}, {}, {}, {})
     for j in joins:
         for t in candidates:
             r = evaluate_scenes(backend, ds, split, replace(opts, cam_threshold=t, join_cells=j), evidence)
             search.raw[(j, t)] = r.report["box"]["ap50"] or 0.0
-            search.fits[(j, t)], search.table[(j, t)] = _fit_and_judge(r, backend.meta)
+            search.fits[(j, t)], search.table[(j, t)], search.boxes[(j, t)] = _fit_and_judge(r, backend.meta)
     return search
 
 
@@ -185,6 +192,7 @@ def calibrate(
         "cam_threshold": best_t,
         "join_cells": best_j,
         "box_calibration": calibration,
+        "calibration_boxes": box_search.boxes[box_search.best],  # a scorer needs MIN_CLASS_BOXES of each
         "ap50_by_join_and_cam_threshold": {f"join {j:g}, threshold {t:g}": v for (j, t), v in box_search.table.items()},
         "ap50_uncalibrated": {f"join {j:g}, threshold {t:g}": v for (j, t), v in search.raw.items()},
     }

@@ -102,6 +102,13 @@ class ScanOptions:
         range=(0.0, 1.0),
         api=True,
     )
+    box_floor: float | None = option(
+        None,
+        "Also look for boxes of labels judged absent whose image score reaches this (default: boxes of "
+        "present labels only). Box AP is measured this way, as COCO detectors are, with a low floor.",
+        range=(0.0, 1.0),
+        api=True,
+    )
     join_cells: float | None = option(
         None,
         "CAM fragments this many map cells apart are one logo (default: the model's).",

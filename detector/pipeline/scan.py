@@ -68,11 +68,13 @@ def support_score(d: Detection, tiles: list[Tile], p: np.ndarray) -> Detection:
     return replace(d, score=float(np.mean(support))) if support else d
 
 
-def _level_canvases(ev: TileEvidence, backend: Backend, opts: ScanOptions, c: int) -> dict[float, LevelCanvas]:
+def _level_canvases(
+    ev: TileEvidence, backend: Backend, opts: ScanOptions, c: int, tile_thr: float | None = None
+) -> dict[float, LevelCanvas]:
     """The positive tiles' maps of class `c`, stitched per pyramid level."""
     meta = backend.meta
     neg = meta.classes.index(meta.negative_class)
-    tile_thr = _tile_threshold(opts, meta, meta.classes[c])
+    tile_thr = _tile_threshold(opts, meta, meta.classes[c]) if tile_thr is None else tile_thr
     positive = np.flatnonzero(ev.probs[:, c] >= tile_thr)
     if len(positive) == 0:
         return {}
@@ -92,13 +94,28 @@ def _tile_threshold(opts: ScanOptions, meta: ModelMeta, label: str) -> float:
     return opts.tile_threshold if opts.tile_threshold is not None else meta.threshold(label)
 
 
-def _level_boxes(ev: TileEvidence, meta: ModelMeta, opts: ScanOptions, label: str, levels: dict) -> list[Detection]:
+def _box_labels(ev: TileEvidence, meta: ModelMeta, opts: ScanOptions, present: list[str]) -> list[tuple[str, float]]:
+    """(label, tile threshold) of every label to box: the present ones with their tile thresholds, and
+    with `box_floor` the absent ones whose image score reaches it, whose tiles count from the floor up
+    (their best tile is below the verdict's threshold, often below the tile threshold too)."""
+    out = [(c, _tile_threshold(opts, meta, c)) for c in present]
+    if opts.box_floor is None or not len(ev.probs):
+        return out
+    neg = meta.classes.index(meta.negative_class)
+    for ci, c in enumerate(meta.classes):
+        if ci != neg and c not in present and float(ev.probs[:, ci].max()) >= opts.box_floor:
+            out.append((c, min(_tile_threshold(opts, meta, c), opts.box_floor)))
+    return out
+
+
+def _level_boxes(
+    ev: TileEvidence, meta: ModelMeta, opts: ScanOptions, label: str, levels: dict, tile_thr: float
+) -> list[Detection]:
     """Boxes of one class from its stitched levels: components, trusted sizes, support re-scoring."""
     ci = meta.classes.index(label)
     geometry = CAM_GEOMETRY[meta.cam_layer]
     cam_thr = opts.cam_threshold if opts.cam_threshold is not None else (meta.cam_threshold or DEFAULT_CAM_THRESHOLD)
     join_cells = opts.join_cells if opts.join_cells is not None else (meta.join_cells or DEFAULT_JOIN_CELLS)
-    tile_thr = _tile_threshold(opts, meta, label)
     out: list[Detection] = []
     for s, canvas in levels.items():
         join = join_cells * geometry[0] * canvas.k / s  # map cells -> canvas pixels at this level
@@ -111,14 +128,15 @@ def _level_boxes(ev: TileEvidence, meta: ModelMeta, opts: ScanOptions, label: st
 def find_boxes(
     ev: TileEvidence, backend: Backend, opts: ScanOptions, present: list[str], canvases: dict | None = None
 ) -> list[Detection]:
-    """Boxes of the classes judged present: stitched CAMs per level, merged across levels, calibrated."""
+    """Boxes of the classes judged present (and with `box_floor`, of the others scoring at least it):
+    stitched CAMs per level, merged across levels, calibrated."""
     meta = backend.meta
     dets: list[Detection] = []
-    for label in present:
-        levels = (canvases or {}).get(label)
+    for label, tile_thr in _box_labels(ev, meta, opts, present):
+        levels = (canvases or {}).get(label) if label in present else None
         if levels is None:
-            levels = _level_canvases(ev, backend, opts, meta.classes.index(label))
-        dets += _level_boxes(ev, meta, opts, label, levels)
+            levels = _level_canvases(ev, backend, opts, meta.classes.index(label), tile_thr)
+        dets += _level_boxes(ev, meta, opts, label, levels, tile_thr)
     boxes = merge_levels(dets, opts.merge) if dets else []
     if meta.box_calibration and opts.box_calibration:
         boxes = BoxCalibration.from_dict(meta.box_calibration).apply(boxes, meta.input_size, ev.width, ev.height)
