@@ -26,8 +26,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m detector.demo --out $(DEMO)
 
+# Two pytest-xdist workers, a test file per worker at a time (its module fixtures and servers stay
+# together); the session model is trained once for both (tests/conftest.py build_once).
+TEST_WORKERS ?= 2
+
 test: $(STAMP) test-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The stage unit tests (tests/test_stage_*.py): no trained model, no TensorFlow; they run in seconds.
 test-stages: $(STAMP)

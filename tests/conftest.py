@@ -3,12 +3,20 @@
 The session model is Inception v3 cut at mixed2 (7x7 maps at 80 px), trained from scratch for about a
 minute on tiles cut from synthetic scenes of the demo logo: enough to separate the classes and to
 place boxes, which an untrained network cannot do.
+
+`make test` runs the suite on two pytest-xdist workers (a file's tests stay on one worker). The session
+artefacts are built once for both: the first worker to need one builds it under a file lock in the
+run's shared temp folder and the other reuses it (`build_once`), so both test the same model.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +24,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 INPUT = 80  # px: small enough for a fast CPU test, above Inception v3's minimum of 75
 CAM_LAYER = "mixed2"
+
+
+def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Any]) -> Any:
+    """`make(folder)`'s value, made once per test run even across xdist workers (pickled beside it)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return make(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / "built-once"
+    root.mkdir(exist_ok=True)
+    folder, value = root / name, root / f"{name}.pickle"
+    with FileLock(str(root / f"{name}.lock")):
+        if not value.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            value.write_bytes(pickle.dumps(make(folder)))
+    return pickle.loads(value.read_bytes())
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +51,14 @@ def tile_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiles, so the training tests that only need some real data stay quick."""
     from detector.synth import SceneConfig, SynthConfig, synthesize
 
-    out = tmp_path_factory.mktemp("tiles") / "synth"
-    synthesize(SynthConfig(out=out, scenes=30, seed=3, tile_size=INPUT, scene=SceneConfig(width=320, height=240)))
-    return out / "tiles"
+    def make(folder: Path) -> Path:
+        cfg = SynthConfig(
+            out=folder / "synth", scenes=30, seed=3, tile_size=INPUT, scene=SceneConfig(width=320, height=240)
+        )
+        synthesize(cfg)
+        return folder / "synth" / "tiles"
+
+    return build_once(tmp_path_factory, "tiles", make)
 
 
 @pytest.fixture(scope="session")
@@ -36,31 +66,38 @@ def scene_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic 320x240 scenes (boxes in scenes/) and the tiles cut from them (tiles/)."""
     from detector.synth import SceneConfig, SynthConfig, synthesize
 
-    out = tmp_path_factory.mktemp("scenes") / "synth"
-    synthesize(SynthConfig(out=out, scenes=140, seed=11, tile_size=INPUT, scene=SceneConfig(width=320, height=240)))
-    return out
+    def make(folder: Path) -> Path:
+        cfg = SynthConfig(
+            out=folder / "synth", scenes=140, seed=11, tile_size=INPUT, scene=SceneConfig(width=320, height=240)
+        )
+        synthesize(cfg)
+        return folder / "synth"
+
+    return build_once(tmp_path_factory, "scenes", make)
 
 
 @pytest.fixture(scope="session")
 def trained_model(scene_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from detector.training import TrainConfig, train
 
-    out = tmp_path_factory.mktemp("model") / "m"
-    cfg = TrainConfig(
-        data=str(scene_data / "tiles"),
-        out=str(out),
-        weights="none",
-        input_size=INPUT,
-        cam_layer=CAM_LAYER,
-        fine_tune="all",
-        fine_tune_epochs=8,
-        patience=8,
-        batch_size=16,
-        cache_dir=str(tmp_path_factory.mktemp("cache")),
-        seed=0,
-    )
-    train(cfg, log=lambda s: None)
-    return out
+    def make(folder: Path) -> Path:
+        cfg = TrainConfig(
+            data=str(scene_data / "tiles"),
+            out=str(folder / "m"),
+            weights="none",
+            input_size=INPUT,
+            cam_layer=CAM_LAYER,
+            fine_tune="all",
+            fine_tune_epochs=8,
+            patience=8,
+            batch_size=16,
+            cache_dir=str(folder / "cache"),
+            seed=0,
+        )
+        train(cfg, log=lambda s: None)
+        return folder / "m"
+
+    return build_once(tmp_path_factory, "model", make)
 
 
 @pytest.fixture(scope="session")
@@ -68,20 +105,22 @@ def exported_onnx(trained_model: Path, scene_data: Path, tmp_path_factory: pytes
     """The session model exported to fp32 ONNX (parity-checked on held-back tiles of its own data)."""
     from export.onnx_export import export_model
 
-    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    report = export_model(trained_model, out, data=scene_data / "tiles", log=lambda s: None)
-    return report
+    def make(folder: Path):  # noqa: ANN202 - an ExportReport
+        return export_model(trained_model, folder / "model.onnx", data=scene_data / "tiles", log=lambda s: None)
+
+    return build_once(tmp_path_factory, "onnx", make)
 
 
 @pytest.fixture(scope="session")
 def calibrated_model(trained_model: Path, scene_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session model after `detect calibrate` on its validation scenes: the product's flow."""
-    import shutil
-
     from tests.helpers import run_cli
 
-    model = tmp_path_factory.mktemp("calibrated") / "m"
-    shutil.copytree(trained_model, model)
-    r = run_cli("calibrate", str(model), str(scene_data / "scenes"), "--target-precision", "0.9")
-    assert r.returncode == 0, r.stderr
-    return model
+    def make(folder: Path) -> Path:
+        model = folder / "m"
+        shutil.copytree(trained_model, model)
+        r = run_cli("calibrate", str(model), str(scene_data / "scenes"), "--target-precision", "0.9")
+        assert r.returncode == 0, r.stderr
+        return model
+
+    return build_once(tmp_path_factory, "calibrated", make)
