@@ -253,7 +253,9 @@ class Bench:
         self.brands = sorted(self.full.labels)
         if args.brands:
             self.brands = [b for b in self.brands if b in args.brands.split(",")]
-        self.folds = list(range(FOLDS)) if not args.quick else [0]
+        self.folds = [int(k) for k in args.folds.split(",")] if args.folds else list(range(FOLDS))
+        if args.quick:
+            self.folds = self.folds[:1]
         self.maps = None
         self.results: dict = {}
         self.checks: dict = {}
@@ -511,6 +513,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fold 0 only, a third of the photos: a few minutes")
     ap.add_argument("--variants", default="real,both,synth,per-brand,whole,tiles,fine-tune")
     ap.add_argument("--work", default="~/.cache/logo-detector/flickr27")
+    ap.add_argument("--folds", default="", help="only these test folds (comma-separated, 0-4); default: all five")
     ap.add_argument("--brands", default="", help="only these brands (comma-separated, lower case)")
     ap.add_argument("--per-brand", default="adidas,nike,starbucks,pepsi")
     ap.add_argument("--synth-scenes", type=int, default=800)
