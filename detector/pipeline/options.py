@@ -105,7 +105,7 @@ class ScanOptions:
     box_floor: float | None = option(
         None,
         "Also look for boxes of labels judged absent whose image score reaches this (default: boxes of "
-        "present labels only). Box AP is measured this way, as COCO detectors are, with a low floor.",
+        "present labels only): more logos boxed, at a lower precision.",
         range=(0.0, 1.0),
         api=True,
     )
