@@ -9,12 +9,18 @@ from detector.data.boxes import BoxDataset
 from detector.data.folders import SPLITS, Dataset
 
 
+def _titled(title: str) -> Table:
+    """A table whose title (often a long path) stays on one line: rich wraps a title to the table's
+    width, so the table is made at least as wide as the title."""
+    return Table(title=escape(title), min_width=len(title) + 4)
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def dataset_table(ds: Dataset) -> Table:
-    t = Table(title=escape(f"{ds.root}  (negative class: {ds.negative_class})"))
+    t = _titled(f"{ds.root}  (negative class: {ds.negative_class})")
     t.add_column("class")
     for sp in SPLITS:
         t.add_column(sp, justify="right")
@@ -29,7 +35,7 @@ def dataset_table(ds: Dataset) -> Table:
 
 
 def evaluation_table(report: dict) -> Table:
-    t = Table(title=escape(f"{report['model_dir']} on {report['data']} [{report['split']}], {report['n']} images"))
+    t = _titled(f"{report['model_dir']} on {report['data']} [{report['split']}], {report['n']} images")
     for col in ("class", "precision", "recall", "F1", "AP", "support", "threshold"):
         t.add_column(col, justify="left" if col == "class" else "right")
     for c, m in report["per_class"].items():
@@ -62,7 +68,7 @@ def confusion_table(report: dict) -> Table:
 
 
 def box_dataset_table(ds: BoxDataset) -> Table:
-    t = Table(title=escape(f"{ds.root}  (box dataset)"))
+    t = _titled(f"{ds.root}  (box dataset)")
     t.add_column("label")
     t.add_column("boxes", justify="right")
     t.add_column("images", justify="right")
@@ -77,7 +83,7 @@ def box_dataset_table(ds: BoxDataset) -> Table:
 
 
 def scene_table(rep: dict) -> Table:
-    t = Table(title=escape(f"scanner on {rep['data']} [{rep['split']}]: {rep['images']} scenes, {rep['boxes']} boxes"))
+    t = _titled(f"scanner on {rep['data']} [{rep['split']}]: {rep['images']} scenes, {rep['boxes']} boxes")
     for col in ("class", "image precision", "image recall", "image AP", "box AP@0.5"):
         t.add_column(col, justify="left" if col == "class" else "right")
     for c, m in rep["image_level"].items():
