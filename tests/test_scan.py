@@ -317,10 +317,16 @@ def test_box_calibration_falls_back_to_other_scenes(trained_model: Path, scene_d
     for r in few:
         (small / IMAGES / r.file).symlink_to(scenes.image_path(r).resolve())
     write_box_dataset(small, few, scenes.labels)
+    other = tmp_path / "other"  # 40 other scenes: enough boxes for the fit, a third of the scanning
+    (other / IMAGES).mkdir(parents=True)
+    rest = [r for r in scenes.images if r not in few][:40]
+    for r in rest:
+        (other / IMAGES / r.file).symlink_to(scenes.image_path(r).resolve())
+    write_box_dataset(other, rest, scenes.labels)
     for fallback in (False, True):
         model = tmp_path / f"m{int(fallback)}"
         shutil.copytree(trained_model, model)
-        extra = ["--fallback-scenes", str(scene_data / "scenes")] if fallback else []
+        extra = ["--fallback-scenes", str(other)] if fallback else []
         r = run_cli("calibrate", str(model), str(small), "--split", "all", *extra)
         assert r.returncode == 0, r.stderr
         meta = read_meta(model)
