@@ -283,7 +283,7 @@ def test_calibrate_and_scene_evaluation(calibrated_model: Path, scene_data: Path
     # the box scorer is fitted when the calibration boxes hold enough right and wrong ones (a well
     # trained session model can leave too few wrong ones on 14 scenes; the record says so)
     counts = meta.validation["calibration"]["calibration_boxes"]["demo-logo"]
-    assert counts["right"] >= 8
+    assert counts["right"] >= MIN_CLASS_BOXES
     assert bool(meta.box_calibration["scorer"]) == (min(counts.values()) >= MIN_CLASS_BOXES), counts
     detector = Detector.load(model)
     img = _scene(41, [(150, 60, 90)])
