@@ -27,13 +27,14 @@ demo: $(STAMP)
 	$(BIN)/python -m detector.demo --out $(DEMO)
 
 # Two pytest-xdist workers, a test file per worker at a time (its module fixtures and servers stay
-# together); the session model is trained once for both (tests/conftest.py build_once). On 2 cores
-# the suite took 19.3 min; serially it was 45% through after 14 min (the tests wait on servers, browsers
-# and subprocesses, so two workers overlap more than the cores alone would suggest).
+# together); the session model is trained once for both (tests/conftest.py build_once), while the other
+# worker runs the files that need no model: tests/conftest.py orders the files, so xdist's reordering is
+# off. On 2 cores (AMD EPYC family 25 model 17) the suite took 10.0 min (12.0 min in xdist's order
+# before the tests were cut down; 20 min on the slower family 25 model 1).
 TEST_WORKERS ?= 2
 
 test: $(STAMP) test-deps
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
 # The stage unit tests (tests/test_stage_*.py): no trained model, no TensorFlow; they run in seconds.
 test-stages: $(STAMP)

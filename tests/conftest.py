@@ -6,7 +6,11 @@ place boxes, which an untrained network cannot do.
 
 `make test` runs the suite on two pytest-xdist workers (a file's tests stay on one worker). The session
 artefacts are built once for both: the first worker to need one builds it under a file lock in the
-run's shared temp folder and the other reuses it (`build_once`), so both test the same model.
+run's shared temp folder and the other reuses it (`build_once`), so both test the same model. While
+one worker trains it, the other runs the files that need no session model (`pytest_collection_modifyitems`).
+
+`DETECT_TEST_ARTEFACTS=/some/folder` keeps those artefacts there across runs, for iterating on one test
+without two minutes of training each time; delete the folder after changing training or synthesis code.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ CAM_LAYER = "mixed2"
 
 def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Any]) -> Any:
     """`make(folder)`'s value, made once per test run even across xdist workers (pickled beside it)."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    kept = os.environ.get("DETECT_TEST_ARTEFACTS")
+    if not kept and not os.environ.get("PYTEST_XDIST_WORKER"):
         return make(tmp_path_factory.mktemp(name))
     from filelock import FileLock
 
-    root = tmp_path_factory.getbasetemp().parent / "built-once"
-    root.mkdir(exist_ok=True)
+    root = Path(kept) if kept else tmp_path_factory.getbasetemp().parent / "built-once"
+    root.mkdir(parents=True, exist_ok=True)
     folder, value = root / name, root / f"{name}.pickle"
     with FileLock(str(root / f"{name}.lock")):
         if not value.is_file():
@@ -41,6 +46,34 @@ def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callab
             folder.mkdir()
             value.write_bytes(pickle.dumps(make(folder)))
     return pickle.loads(value.read_bytes())
+
+
+SESSION_MODEL = {"trained_model", "exported_onnx", "calibrated_model"}
+# Files that take over a minute and a half on two workers (`make test`'s --durations), longest first: they
+# start early so that no worker is left with one at the end while the other idles.
+LONG_FILES = ("test_scan.py", "test_train.py", "test_ray.py", "test_mining.py", "test_web.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the files so two workers overlap the session model's training (about a third of the run's
+    critical path): first one file that needs the model (its worker trains it), then every file that
+    needs none (the other worker runs them meanwhile), then the other model files. Within each group the
+    long files come first, then those with more tests (`make test` turns xdist's own reordering off)."""
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def needs_model(name: str) -> bool:
+        return any(SESSION_MODEL & set(getattr(i, "fixturenames", ())) for i in files[name])
+
+    def cost(name: str) -> tuple[int, int]:
+        base = Path(name).name
+        return (LONG_FILES.index(base) if base in LONG_FILES else len(LONG_FILES), -len(files[name]))
+
+    ranked = sorted(files, key=cost)
+    with_model = [f for f in ranked if needs_model(f)]
+    order = with_model[:1] + [f for f in ranked if not needs_model(f)] + with_model[1:]
+    items[:] = [i for f in order for i in files[f]]
 
 
 @pytest.fixture(scope="session")

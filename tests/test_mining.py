@@ -24,13 +24,15 @@ def _tile_of(name: str, size: int) -> Tile:
 
 
 def test_mined_windows_are_false_alarms_and_training_on_them_lowers_their_scores(
-    trained_model: Path, scene_data: Path, tmp_path: Path
+    trained_model: Path, tile_dataset: Path, tmp_path: Path
 ) -> None:
+    """Mined on the 30 scenes of the small tile set (scenes the session model never saw), added to their
+    tiles and trained on."""
     tiles = tmp_path / "tiles"
-    shutil.copytree(scene_data / "tiles", tiles)
+    shutil.copytree(tile_dataset, tiles)
     backend = open_backend(trained_model)
     meta = backend.meta
-    ds = read_box_dataset(scene_data / "scenes")
+    ds = read_box_dataset(tile_dataset.parent / "scenes")
     rep = mine_hard_negatives(backend, ds, tiles, split="all", per_scene=4, progress=False)
     hard = sorted((tiles / meta.negative_class).glob("*_nohash_hard_*.jpg"))
     assert rep.written == len(hard) > 0 and rep.false_windows >= rep.written

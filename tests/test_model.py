@@ -1,4 +1,5 @@
-"""The model and its directory: building, weights files, ImageNet failure, damaged directories."""
+"""The model and its directory: building, weights files, ImageNet failure, damaged directories, and what
+the session model learned and recorded."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from detector.data.folders import decode_samples, scan_dataset
 from detector.errors import ModelDirError, WeightsError
 from detector.model.network import feature_extractor, new_model
+from detector.model.predict import predict_batches
 from detector.model.store import load_model_dir, read_meta
+from detector.training import TrainConfig
+from tests.conftest import CAM_LAYER, INPUT
 from tests.helpers import run_cli
 
 
@@ -103,3 +108,35 @@ def test_damaged_and_foreign_model_dirs(tmp_path: Path, trained_model: Path) -> 
         load_model_dir(broken)
     r = run_cli("evaluate", str(broken), str(tmp_path))
     assert r.returncode == 2 and "Traceback" not in r.stderr and "error:" in r.stderr
+
+
+def test_trained_model_separates_logo_from_no_logo(trained_model: Path, scene_data: Path) -> None:
+    model, meta = load_model_dir(trained_model)
+    ds = scan_dataset(scene_data / "tiles")
+    decoded, _ = decode_samples(ds.in_split("test") + ds.in_split("val"), meta.input_size)
+    probs = predict_batches(model, np.stack([d.pixels for d in decoded]))
+    y = np.array([meta.classes.index(d.sample.label) for d in decoded])
+    p_logo = probs[:, meta.classes.index("demo-logo")]
+    assert p_logo[y == 1].mean() - p_logo[y == 0].mean() > 0.3
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y == 1, p_logo) > 0.85
+
+
+def test_model_json_records_what_runtimes_need(trained_model: Path) -> None:
+    meta = json.loads((trained_model / "model.json").read_text())
+    assert meta["classes"] == ["no-logo", "demo-logo"] and meta["negative_class"] == "no-logo"
+    assert meta["input_size"] == INPUT and meta["cam_layer"] == CAM_LAYER and meta["backbone"] == "inception_v3"
+    assert meta["weights_origin"] == "none" and "127.5" in meta["preprocessing"]
+    assert 0 < meta["thresholds"]["demo-logo"] < 1
+    assert len(meta["data_fingerprint"]) == 64 and meta["version"]
+    assert meta["validation"]["phases"][0]["phase"] == "fine_tune"
+    assert not (trained_model / ".train").exists()  # checkpoints are cleaned up after a finished run
+
+
+def test_recipe_of_a_continued_model_is_its_own(trained_model: Path) -> None:
+    """--init continues a model at its own input size and block, whatever --weights says."""
+    from detector.training import with_recipe_defaults
+
+    cont = with_recipe_defaults(TrainConfig(data="d", out="o", init=str(trained_model)))  # weights: imagenet
+    assert (cont.input_size, cont.cam_layer, cont.fine_tune) == (INPUT, CAM_LAYER, None)

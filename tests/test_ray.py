@@ -91,17 +91,14 @@ def _head():
                 pytest.fail(f"ray start failed: {(temp / 'start.log').read_text()[-2000:]}")
             time.sleep(0.5)
     yield f"127.0.0.1:{port}", proc.pid
-    os.killpg(proc.pid, signal.SIGTERM)  # `ray start --block` stops the processes it started
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    time.sleep(2)
-    for pid in _session_pids(proc.pid):  # anything left of this cluster (workers), by id
+    # Every process of this cluster (head, raylet, workers), by session id, at once: the cluster is
+    # thrown away, and a SIGTERM to `ray start --block` took its full 30-second grace period every time.
+    for pid in _session_pids(proc.pid):
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    proc.wait(timeout=30)
     log.close()
     shutil.rmtree(temp, ignore_errors=True)
 

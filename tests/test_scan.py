@@ -317,9 +317,9 @@ def test_box_calibration_falls_back_to_other_scenes(trained_model: Path, scene_d
     for r in few:
         (small / IMAGES / r.file).symlink_to(scenes.image_path(r).resolve())
     write_box_dataset(small, few, scenes.labels)
-    other = tmp_path / "other"  # 40 other scenes: enough boxes for the fit, a third of the scanning
+    other = tmp_path / "other"  # 20 other scenes: enough boxes for the fit, a seventh of the scanning
     (other / IMAGES).mkdir(parents=True)
-    rest = [r for r in scenes.images if r not in few][:40]
+    rest = [r for r in scenes.images if r not in few][:20]
     for r in rest:
         (other / IMAGES / r.file).symlink_to(scenes.image_path(r).resolve())
     write_box_dataset(other, rest, scenes.labels)

@@ -20,32 +20,8 @@ from detector.model.store import load_model_dir, read_meta
 from detector.options import OptionError, declared
 from detector.training import TrainConfig, set_trainable_blocks, train
 from detector.training.balance import class_weights, upsample
-from tests.conftest import CAM_LAYER, INPUT
+from tests.conftest import INPUT
 from tests.helpers import ROOT
-
-
-def test_trained_model_separates_logo_from_no_logo(trained_model: Path, scene_data: Path) -> None:
-    model, meta = load_model_dir(trained_model)
-    ds = scan_dataset(scene_data / "tiles")
-    decoded, _ = decode_samples(ds.in_split("test") + ds.in_split("val"), meta.input_size)
-    probs = predict_batches(model, np.stack([d.pixels for d in decoded]))
-    y = np.array([meta.classes.index(d.sample.label) for d in decoded])
-    p_logo = probs[:, meta.classes.index("demo-logo")]
-    assert p_logo[y == 1].mean() - p_logo[y == 0].mean() > 0.3
-    from sklearn.metrics import roc_auc_score
-
-    assert roc_auc_score(y == 1, p_logo) > 0.85
-
-
-def test_model_json_records_what_runtimes_need(trained_model: Path) -> None:
-    meta = json.loads((trained_model / "model.json").read_text())
-    assert meta["classes"] == ["no-logo", "demo-logo"] and meta["negative_class"] == "no-logo"
-    assert meta["input_size"] == INPUT and meta["cam_layer"] == CAM_LAYER and meta["backbone"] == "inception_v3"
-    assert meta["weights_origin"] == "none" and "127.5" in meta["preprocessing"]
-    assert 0 < meta["thresholds"]["demo-logo"] < 1
-    assert len(meta["data_fingerprint"]) == 64 and meta["version"]
-    assert meta["validation"]["phases"][0]["phase"] == "fine_tune"
-    assert not (trained_model / ".train").exists()  # checkpoints are cleaned up after a finished run
 
 
 def test_bottleneck_cache_skips_the_backbone_on_a_second_run(tile_dataset: Path, tmp_path: Path) -> None:
@@ -186,7 +162,7 @@ def test_resume_after_sigkill_mid_epoch(tile_dataset: Path, tmp_path: Path) -> N
         "--fine-tune",
         "all",
         "--fine-tune-epochs",
-        "4",
+        "3",
         "--patience",
         "10",
         "--batch-size",
@@ -209,15 +185,15 @@ def test_resume_after_sigkill_mid_epoch(tile_dataset: Path, tmp_path: Path) -> N
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = _state(out)["epoch"]
-    assert 1 <= killed_at < 4 and not (out / "model.json").exists()
+    assert 1 <= killed_at < 3 and not (out / "model.json").exists()
 
     done = subprocess.run(args + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming: phase fine_tune, {killed_at} epoch(s) done" in done.stderr
-    assert f"Epoch {killed_at + 1}/4" in done.stdout and "Epoch 1/4" not in done.stdout
+    assert f"Epoch {killed_at + 1}/3" in done.stdout and "Epoch 1/3" not in done.stdout
     meta = read_meta(out)
     assert meta.validation["phases"] == [
-        {"phase": "fine_tune", "epochs": 4, "best_val_ap": meta.validation["phases"][0]["best_val_ap"]}
+        {"phase": "fine_tune", "epochs": 3, "best_val_ap": meta.validation["phases"][0]["best_val_ap"]}
     ]
     load_model_dir(out)
 
@@ -295,11 +271,3 @@ def test_recipe_defaults_follow_the_weights(tmp_path: Path) -> None:
     assert mine.fine_tune is None and mine.random_crop == 5 and mine.random_color == 0.0
     scratch = with_recipe_defaults(TrainConfig(data="d", out="o", weights="none"))
     assert (scratch.input_size, scratch.cam_layer, scratch.fine_tune, scratch.distort) == (128, "mixed2", None, False)
-
-
-def test_recipe_of_a_continued_model_is_its_own(trained_model: Path) -> None:
-    """--init continues a model at its own input size and block, whatever --weights says."""
-    from detector.training import with_recipe_defaults
-
-    cont = with_recipe_defaults(TrainConfig(data="d", out="o", init=str(trained_model)))  # weights: imagenet
-    assert (cont.input_size, cont.cam_layer, cont.fine_tune) == (INPUT, CAM_LAYER, None)
