@@ -26,7 +26,7 @@ from detector.results.writer import OutputOptions
 from detector.serve.config import ServeConfig
 from detector.synth.scenes import SceneConfig
 from detector.synth.synthesize import SynthConfig
-from detector.tfquiet import import_tensorflow_quietly
+from detector.tfquiet import quiet_when_imported
 from detector.training.config import TrainConfig
 from detector.video.decode import VideoOptions
 from detector.web import WebExport
@@ -52,18 +52,16 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks fo
     _debug = debug
 
 
-def command(fn: Any = None, *, tf: bool = False) -> Any:
+def command(fn: Any) -> Any:
     """Register `fn` with its declared flags; the one error handler: a library error is one line, exit 2.
-    `tf`: the command needs TensorFlow, imported first without its start-up chatter."""
-    if fn is None:
-        return functools.partial(command, tf=tf)
+    TensorFlow, where a command needs it, is imported without its start-up chatter when first used
+    (`quiet_when_imported`), so argument errors come before its seconds-long import."""
     expanded = with_flags(fn)
 
     @functools.wraps(expanded)
     def guarded(**kw: Any) -> Any:
+        quiet_when_imported()
         try:
-            if tf:
-                import_tensorflow_quietly()
             return expanded(**kw)
         except DetectorError as e:
             if _debug:
@@ -139,7 +137,7 @@ def synth(cfg: SynthConfig, scene: SceneConfig) -> None:
     say(summaries.synthesized(res, cfg.tile_size))
 
 
-@command(tf=True)
+@command
 def train(cfg: TrainConfig) -> None:
     """Train a logo classifier (Inception v3 transfer learning) on class folders or box datasets."""
     from detector.console import summaries
@@ -148,7 +146,7 @@ def train(cfg: TrainConfig) -> None:
     say(summaries.trained(run_train(cfg, log=lambda s: err.print(s, highlight=False))))
 
 
-@command(tf=True)
+@command
 def evaluate(
     model_dir: Annotated[Path, Arg(help="A model directory from `detect train`, or an .onnx file.")],
     data_dir: Annotated[Path, Arg(metavar="DATA", help="Class folders, or a box dataset (scenes).")],
@@ -196,7 +194,7 @@ def mine(
     say(summaries.mined(mine_hard_negatives(open_backend(model), read_box_dataset(scenes), tiles, split, per_scene)))
 
 
-@command(tf=True)
+@command
 def calibrate(
     model_dir: Annotated[Path, Arg(help="A model directory from `detect train`.")],
     scenes: Annotated[Path, Arg(help="A box dataset of validation scenes (`detect synth` or import).")],
@@ -221,7 +219,7 @@ def calibrate(
     say([*summaries.calibrated(cal.report, split), f"stored in {model_dir / 'model.json'}"])
 
 
-@command(tf=True)
+@command
 def export(
     model_dir: Annotated[Path, Arg(help="The model directory to export.")],
     out_file: Annotated[Path, Opt("--out", help="The .onnx file to write.")],

@@ -358,3 +358,37 @@ def test_the_library_reads_within_its_caps(tmp_path: Path) -> None:
     small.write_bytes(data.getvalue())
     with pytest.raises(ImageLoadError, match="file too large"):
         load_image(small, max_file_bytes=10)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan", "x.jpg", "--model", "no-such-model"],
+        ["export", "no-such-model", "--out", "m.onnx"],
+        ["calibrate", "no-such-model", "no-such-scenes"],
+        ["evaluate", "no-such-model", "no-such-data"],
+        ["train", "no-such-data", "--out", "m"],
+    ],
+)
+def test_a_wrong_path_is_refused_before_tensorflow_loads(args: list[str], tmp_path: Path) -> None:
+    """A typo costs a second, not TensorFlow's 6-8 s import: the command's own process never imports it."""
+    (tmp_path / "x.jpg").write_bytes(b"")
+    code = (
+        "import sys, cli\n"
+        "sys.argv = ['detect', *sys.argv[1:]]\n"
+        "try:\n    cli.run()\nexcept SystemExit as e:\n    print(e.code, 'tensorflow' in sys.modules)\n"
+    )
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert r.stdout.split() == ["2", "False"], (r.stdout, r.stderr)
+    assert r.stderr.startswith("error: ") and ("no such" in r.stderr or "not a folder" in r.stderr), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_tensorflow_commands_print_no_start_up_chatter(trained_model: Path, tmp_path: Path) -> None:
+    """TF is imported quietly wherever a command first needs it (the CLI no longer imports it up front)."""
+    r = run_cli("export", str(trained_model), "--out", str(tmp_path / "m.onnx"), "--no-check")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"converting {trained_model} (Inception v3 to mixed2, 2 classes) with tf2onnx"
+    ]

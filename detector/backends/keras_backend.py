@@ -66,8 +66,8 @@ class KerasBackend:
         (`shared_cpu` is for onnxruntime's thread spinning; TF has no such setting to change.)"""
         from detector.tfquiet import import_tensorflow_quietly
 
+        check_meta(read_meta(model_dir), str(Path(model_dir) / META_FILE))  # before TF's 6-8 s import
         import_tensorflow_quietly()
-        check_meta(read_meta(model_dir), str(Path(model_dir) / META_FILE))
         model, meta = load_model_dir(model_dir)
         try:
             backend = cls(model, meta, Path(model_dir).name, model_sha256(model_dir))

@@ -63,10 +63,11 @@ def update_meta(model_dir: str | Path, **changes: Any) -> ModelMeta:
 
 
 def load_model_dir(model_dir: str | Path) -> tuple[keras.Model, ModelMeta]:
-    """Load with Keras safe_mode: a model directory never runs code it carries."""
+    """Load with Keras safe_mode: a model directory never runs code it carries. The directory is
+    checked (read_meta) before Keras is imported, so a wrong path is a quick one-line error."""
+    meta = read_meta(model_dir)
     import keras
 
-    meta = read_meta(model_dir)
     path = Path(model_dir) / MODEL_FILE
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
