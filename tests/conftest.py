@@ -49,8 +49,8 @@ def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callab
 
 
 SESSION_MODEL = {"trained_model", "exported_onnx", "calibrated_model"}
-# Files that take over a minute and a half on two workers (`make test`'s --durations), longest first: they
-# start early so that no worker is left with one at the end while the other idles.
+# The files that took longest in `make test` (its --durations; 40-230 s each on two workers), longest
+# first: they start early, so that no worker is left with one at the end while the other idles.
 LONG_FILES = ("test_scan.py", "test_train.py", "test_ray.py", "test_mining.py", "test_web.py")
 
 
