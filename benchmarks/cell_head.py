@@ -45,7 +45,8 @@ import numpy as np  # noqa: E402
 
 from detector.data.boxes import ImageRecord  # noqa: E402
 from detector.data.folders import split_of  # noqa: E402
-from detector.geometry import Detection, Detections  # noqa: E402
+from detector.geometry import Detections  # noqa: E402
+from detector.pipeline.stitch import LevelCanvas  # noqa: E402
 from detector.results.record import ScanResult  # noqa: E402
 
 BLOCKS = ("mixed5", "mixed6", "mixed7")
@@ -165,7 +166,8 @@ def cell_maps(cells: Cells, predict, rec: ImageRecord) -> list[tuple[float, np.n
 
 
 def result_of(rec: ImageRecord, maps: list, classes: list[str], alpha: float, tau: float) -> ScanResult:
-    """Image scores (best cell) and boxes (components of the upsampled class maps, NMS over scales)."""
+    """Image scores (best cell) and boxes: the engine's box stage (`LevelCanvas.boxes`: components of
+    the peak-normalised map) on each upsampled class map, NMS over the scales."""
     dets, best = [], np.zeros(len(classes))
     for s, p in maps:
         best = np.maximum(best, p.reshape(-1, p.shape[-1]).max(0))
@@ -173,17 +175,10 @@ def result_of(rec: ImageRecord, maps: list, classes: list[str], alpha: float, ta
             peak = float(p[..., c].max())
             if peak < 0.05:
                 continue
-            up = cv2.resize(p[..., c], (rec.width, rec.height), interpolation=cv2.INTER_LINEAR)
-            n, comp, stats, _ = cv2.connectedComponentsWithStats(
-                (up >= max(tau, alpha * peak)).astype(np.uint8), connectivity=8
-            )
-            for k in range(1, n):
-                x, y, bw, bh, _ = stats[k]
-                dets.append(
-                    Detection(
-                        classes[c], float(up[comp == k].max()), float(x), float(y), float(x + bw), float(y + bh), s
-                    )
-                )
+            canvas = LevelCanvas(rec.width, rec.height, 1.0)
+            canvas.score = cv2.resize(p[..., c], (rec.width, rec.height), interpolation=cv2.INTER_LINEAR)
+            canvas.norm = canvas.score / peak
+            dets += canvas.boxes(classes[c], s, max(tau / peak, alpha), min_area_px=0.0)
     boxes = Detections.from_list(dets).with_nms(0.5).to_list() if dets else []
     scores = {c: float(best[i]) for i, c in enumerate(classes) if i}
     return ScanResult(path=rec.file, width=rec.width, height=rec.height, scores=scores, boxes=boxes)
